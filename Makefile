@@ -1,0 +1,33 @@
+# Set-up and entry points. `make demo` and `make test` each do the whole set-up on a fresh machine.
+#
+# TORCH_SPEC picks the PyTorch build installed before everything else, so that pip keeps it:
+#   CPU machine (default):  make demo
+#   GPU machine:            make demo TORCH_SPEC="torch==2.13.0"   # the CUDA build from PyPI on Linux x86_64
+# (On this project's CPU machines `torch==2.13.0` resolves to a local CPU wheel.)
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(EXTRAS)
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m shared.demo $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Domain apps built on the `shared` core, one sub-package per method family."""
