@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from numbers import Real
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 Messages = list[dict[str, Any]]
 Text = str | Messages
+
+
+R = TypeVar("R", bound="_Record")
 
 
 class RecordError(ValueError):
@@ -86,7 +89,7 @@ class _Record:
         return out
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = ""):
+    def from_dict(cls: type[R], d: Any, where: str = "") -> R:
         """Return the record built from a JSON object; raise RecordError prefixed by `where`."""
         try:
             if not isinstance(d, dict):

@@ -1,0 +1,25 @@
+"""Model loading: tiny models from config, Hugging Face models from a path, the embedded SmolLM2, LoRA."""
+
+from shared.models.loading import (
+    LoraSpec,
+    ModelLoadError,
+    ModelSpec,
+    attach_lora,
+    load_policy,
+    load_saved_policy,
+    save_policy,
+    smollm2_location,
+)
+from shared.models.tokenizer import byte_tokenizer
+
+__all__ = [
+    "LoraSpec",
+    "ModelLoadError",
+    "ModelSpec",
+    "attach_lora",
+    "byte_tokenizer",
+    "load_policy",
+    "load_saved_policy",
+    "save_policy",
+    "smollm2_location",
+]
