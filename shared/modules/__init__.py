@@ -1,0 +1,25 @@
+"""LightningModules, one job each, and the parts they share (tokenised data, reference log-probs)."""
+
+from shared.modules.data import EncodedPair, PreferenceCollator, encode_completion, encode_pairs, encode_prompt
+from shared.modules.preference import PreferenceModule
+from shared.modules.reference import (
+    AdapterDisabledReference,
+    FrozenCopyReference,
+    PrecomputedReference,
+    Reference,
+    build_reference,
+)
+
+__all__ = [
+    "AdapterDisabledReference",
+    "EncodedPair",
+    "FrozenCopyReference",
+    "PrecomputedReference",
+    "PreferenceCollator",
+    "PreferenceModule",
+    "Reference",
+    "build_reference",
+    "encode_completion",
+    "encode_pairs",
+    "encode_prompt",
+]

@@ -1,0 +1,74 @@
+"""Offline preference training (DPO family) as a LightningModule: pairs in, any registered pairwise loss."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from shared.logprobs import sequence_logps
+from shared.losses import PairTerms, get_loss
+from shared.modules.reference import Reference
+
+
+class PreferenceModule(L.LightningModule):
+    """Train a policy on batches from PreferenceCollator with a registered pairwise/strength loss.
+
+    One forward scores chosen and rejected together (packed by default). Logs TRL's metric names:
+    loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen,
+    logps/rejected, under train/ and val/ prefixes.
+    """
+
+    def __init__(self, policy: torch.nn.Module, reference: Reference | None, *, loss: str = "sigmoid",
+                 loss_kwargs: dict | None = None, lr: float = 5e-6, weight_decay: float = 0.0):
+        super().__init__()
+        self.policy = policy
+        self.reference = reference
+        self.loss_spec = get_loss(loss)
+        if self.loss_spec.family not in ("pairwise", "strength"):
+            raise ValueError(f"loss '{loss}' is a {self.loss_spec.family} loss; PreferenceModule trains pairwise "
+                             "and strength-aware losses")
+        self.loss_kwargs = dict(loss_kwargs or {})
+        self.lr, self.weight_decay = lr, weight_decay
+        self.save_hyperparameters(ignore=["policy", "reference"])
+
+    def terms(self, batch: dict[str, Tensor]) -> PairTerms:
+        """Return the loss terms of a batch: policy and reference log-probs, lengths, chosen NLL."""
+        n = int(batch["num_pairs"])
+        scored = sequence_logps(self.policy, batch)
+        ref = None if self.reference is None else self.reference.logps(self.policy, batch)
+        lengths = scored.lengths
+        chosen_nll = -scored.logps[:n].sum() / lengths[:n].sum().clamp(min=1)  # token mean, as TRL's `sft` term
+        return PairTerms(
+            chosen_logps=scored.logps[:n], rejected_logps=scored.logps[n:],
+            ref_chosen_logps=None if ref is None else ref[:n], ref_rejected_logps=None if ref is None else ref[n:],
+            chosen_lengths=lengths[:n], rejected_lengths=lengths[n:], chosen_nll=chosen_nll,
+            strength=batch.get("strength"), weight=batch.get("weight"),
+        )
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        terms = self.terms(batch)
+        out = self.loss_spec(terms, **self.loss_kwargs)
+        n = terms.chosen_logps.numel()
+        metrics = {"loss": out.loss.detach(), "logps/chosen": terms.chosen_logps.detach().mean(),
+                   "logps/rejected": terms.rejected_logps.detach().mean()}
+        if out.chosen_rewards is not None:
+            metrics.update({
+                "rewards/chosen": out.chosen_rewards.mean(), "rewards/rejected": out.rejected_rewards.mean(),
+                "rewards/accuracies": (out.chosen_rewards > out.rejected_rewards).float().mean(),
+                "rewards/margins": (out.chosen_rewards - out.rejected_rewards).mean(),
+            })
+        metrics.update(out.metrics)
+        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=n, prog_bar=False,
+                      on_step=stage == "train", on_epoch=stage != "train", sync_dist=stage != "train")
+        return out.loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

@@ -1,0 +1,89 @@
+"""Offline preference module: reference options agree at step 0, and training raises the chosen margin."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from shared.losses import PairTerms, get_loss
+from shared.models import LoraSpec, ModelSpec, load_policy
+from shared.modules import PreferenceCollator, PreferenceModule, build_reference, encode_pairs
+from shared.records import Pair
+
+# A checkable rule: the chosen answer repeats the prompt's word in upper case.
+WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano"]
+PAIRS = [Pair(prompt=f"shout {w}:", chosen=f" {w.upper()}", rejected=f" {w}") for w in WORDS]
+
+
+def _batch(tok, packed=True):
+    return PreferenceCollator(tok.pad_token_id, packed=packed)(encode_pairs(PAIRS, tok))
+
+
+def test_adapter_disabled_and_frozen_copy_give_the_same_step0_loss():
+    policy, tok = load_policy(ModelSpec(seed=5, lora=LoraSpec(r=4)))
+    batch = _batch(tok)
+    losses = []
+    for kind in ("frozen_copy", "adapter_disabled"):
+        module = PreferenceModule(policy, build_reference(kind, policy), loss="sigmoid", loss_kwargs={"beta": 0.1})
+        losses.append(module.loss_spec(module.terms(batch), beta=0.1).loss)
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-6, rtol=0)
+    assert losses[0].item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)  # policy == reference
+
+
+def test_precomputed_reference_matches_live_reference_and_packing_matches_padding():
+    policy, tok = load_policy(ModelSpec(seed=6))
+    live = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="ipo")
+    with torch.no_grad():
+        policy.lm_head.weight.add_(0.01 * torch.randn_like(policy.lm_head.weight))  # policy moves away from reference
+    packed, padded = _batch(tok, True), _batch(tok, False)
+    with torch.no_grad():
+        packed["ref_logps"] = live.reference.logps(policy, packed)
+        pre = PreferenceModule(policy, build_reference("precomputed", policy), loss="ipo")
+        a = live.loss_spec(live.terms(packed)).loss
+        b = pre.loss_spec(pre.terms(packed)).loss
+        c = live.loss_spec(live.terms(padded)).loss
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    torch.testing.assert_close(a, c, atol=1e-5, rtol=0)
+
+
+def test_module_terms_match_a_direct_loss_computation():
+    policy, tok = load_policy(ModelSpec(seed=7))
+    module = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="sigmoid")
+    batch = _batch(tok)
+    terms = module.terms(batch)
+    assert isinstance(terms, PairTerms) and terms.chosen_logps.shape == (len(PAIRS),)
+    assert terms.chosen_lengths.tolist() == [len(w) + 2 for w in WORDS]  # space + word + EOS
+    torch.testing.assert_close(module.loss_spec(terms).loss, get_loss("sigmoid")(terms).loss)
+
+
+def test_lightning_fit_raises_reward_accuracy_and_margin(tmp_path):
+    torch.manual_seed(0)
+    policy, tok = load_policy(ModelSpec(seed=8, lora=LoraSpec(r=8, alpha=16)))
+    module = PreferenceModule(policy, build_reference("adapter_disabled", policy), loss="sigmoid",
+                              loss_kwargs={"beta": 0.5}, lr=2e-2)
+    data = encode_pairs(PAIRS, tok)
+    loader = DataLoader(data, batch_size=4, shuffle=False, collate_fn=PreferenceCollator(tok.pad_token_id))
+    with torch.no_grad():
+        before = module.loss_spec(module.terms(_batch(tok)), beta=0.5)
+    trainer = L.Trainer(max_steps=30, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, loader)
+    with torch.no_grad():
+        after = module.loss_spec(module.terms(_batch(tok)), beta=0.5)
+    margin = lambda o: (o.chosen_rewards - o.rejected_rewards).mean().item()  # noqa: E731
+    assert margin(before) == pytest.approx(0.0, abs=1e-6)
+    assert margin(after) > 0.5
+    assert (after.chosen_rewards > after.rejected_rewards).float().mean().item() == 1.0
+    assert after.loss < before.loss
+
+
+def test_wrong_loss_family_and_bad_reference_are_clear():
+    policy, _ = load_policy(ModelSpec())
+    with pytest.raises(ValueError, match="'kto' is a unpaired loss"):
+        PreferenceModule(policy, None, loss="kto")
+    with pytest.raises(ValueError, match="needs a LoRA"):
+        build_reference("adapter_disabled", policy).logps(policy, {})
+    with pytest.raises(ValueError, match="'frozen' is not one of"):
+        build_reference("frozen", policy)
