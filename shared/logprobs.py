@@ -68,12 +68,8 @@ def _backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.n
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def sequence_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> SequenceLogps:
-    """Return per-sequence sums of completion log-probs for a padded or packed batch.
-
-    Sequences are numbered in batch order (packed: by segment id). A completion token is scored
-    from the previous position of the same sequence only.
-    """
+def _completion_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int]:
+    """Return (log-prob of each completion token, its sequence index, number of sequences), in order."""
     backbone, head = _backbone_and_head(model)
     input_ids = batch["input_ids"]
     packed = "segment_ids" in batch
@@ -91,7 +87,29 @@ def sequence_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> Sequence
     scored = batch["completion_mask"][:, 1:].bool() & same_sequence
     logits = head(hidden[:, :-1][scored]).float()  # (completion tokens, vocab) only
     token_logps = -F.cross_entropy(logits, input_ids[:, 1:][scored], reduction="none")
-    index = owner[scored]
+    return token_logps, owner[scored], num_sequences
+
+
+def sequence_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> SequenceLogps:
+    """Return per-sequence sums of completion log-probs for a padded or packed batch.
+
+    Sequences are numbered in batch order (packed: by segment id). A completion token is scored
+    from the previous position of the same sequence only.
+    """
+    token_logps, index, num_sequences = _completion_token_logps(model, batch)
     sums = torch.zeros(num_sequences, dtype=token_logps.dtype, device=token_logps.device).index_add(0, index, token_logps)
-    lengths = torch.zeros(num_sequences, dtype=torch.long, device=index.device).index_add(0, index, torch.ones_like(index))
+    lengths = torch.bincount(index, minlength=num_sequences)
     return SequenceLogps(sums, lengths)
+
+
+def token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Return (per-token completion log-probs, mask), both (num_sequences, longest completion), left-aligned."""
+    values, index, num_sequences = _completion_token_logps(model, batch)
+    lengths = torch.bincount(index, minlength=num_sequences)
+    starts = torch.cumsum(lengths, 0) - lengths
+    position = torch.arange(values.numel(), device=values.device) - starts[index]
+    width = int(lengths.max()) if num_sequences else 0
+    out = values.new_zeros(num_sequences, width).index_put((index, position), values)
+    mask = torch.zeros(num_sequences, width, dtype=torch.bool, device=values.device).index_put(
+        (index, position), torch.ones_like(index, dtype=torch.bool))
+    return out, mask

@@ -72,3 +72,17 @@ def test_average_is_length_normalised():
     with torch.no_grad():
         out = sequence_logps(model, collate_padded(examples, tok.pad_token_id))
     torch.testing.assert_close(out.average(), out.logps / torch.tensor([len(c) for _, c in examples]))
+
+
+def test_token_logps_sum_to_sequence_logps_and_are_left_aligned():
+    from shared.logprobs import token_logps
+
+    model, tok = load_policy(ModelSpec(seed=9))
+    examples = _examples(5, 4)
+    with torch.no_grad():
+        for batch in (collate_packed(examples), collate_padded(examples, tok.pad_token_id)):
+            per_token, mask = token_logps(model, batch)
+            totals = sequence_logps(model, batch)
+            assert mask.sum(1).tolist() == [len(c) for _, c in examples]
+            assert all(mask[i, : len(c)].all() for i, (_, c) in enumerate(examples))
+            torch.testing.assert_close((per_token * mask).sum(1), totals.logps, atol=1e-5, rtol=1e-6)

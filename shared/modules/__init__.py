@@ -1,7 +1,10 @@
 """LightningModules, one job each, and the parts they share (tokenised data, reference log-probs)."""
 
+from shared.modules.group_rl import GroupRLModule
 from shared.modules.data import EncodedPair, PreferenceCollator, encode_completion, encode_pairs, encode_prompt
 from shared.modules.preference import PreferenceModule
+from shared.modules.reward_model import RewardModel, RewardModelModule
+from shared.modules.sft import SFTCollator, SFTModule, encode_sft
 from shared.modules.reference import (
     AdapterDisabledReference,
     FrozenCopyReference,
@@ -11,6 +14,12 @@ from shared.modules.reference import (
 )
 
 __all__ = [
+    "GroupRLModule",
+    "RewardModel",
+    "RewardModelModule",
+    "SFTCollator",
+    "SFTModule",
+    "encode_sft",
     "AdapterDisabledReference",
     "EncodedPair",
     "FrozenCopyReference",

@@ -34,13 +34,14 @@ def encode_completion(tokenizer: PreTrainedTokenizerBase, completion) -> list[in
 
 @dataclass(frozen=True)
 class EncodedPair:
-    """Token ids of one preference pair, plus its optional per-pair weight and strength."""
+    """Token ids of one preference pair, plus its optional per-pair weight, strength and margin."""
 
     prompt: list[int]
     chosen: list[int]
     rejected: list[int]
     weight: float | None = None
     strength: float | None = None
+    margin: float | None = None
 
 
 def encode_pairs(pairs: Sequence[Pair], tokenizer: PreTrainedTokenizerBase, max_length: int = 1024) -> list[EncodedPair]:
@@ -52,7 +53,7 @@ def encode_pairs(pairs: Sequence[Pair], tokenizer: PreTrainedTokenizerBase, max_
         keep_prompt = max(1, min(len(prompt), max_length // 2))
         prompt = prompt[-keep_prompt:]
         room = max(1, max_length - len(prompt))
-        out.append(EncodedPair(prompt, chosen[:room], rejected[:room], pair.weight, pair.strength))
+        out.append(EncodedPair(prompt, chosen[:room], rejected[:room], pair.weight, pair.strength, pair.margin))
     return out
 
 
@@ -66,8 +67,8 @@ class PreferenceCollator:
         sequences = [(i.prompt, i.chosen) for i in items] + [(i.prompt, i.rejected) for i in items]
         batch = collate_packed(sequences) if self.packed else collate_padded(sequences, self.pad_id)
         batch["num_pairs"] = torch.tensor(len(items))
-        if all(i.weight is not None for i in items):
-            batch["weight"] = torch.tensor([i.weight for i in items], dtype=torch.float32)
-        if all(i.strength is not None for i in items):
-            batch["strength"] = torch.tensor([i.strength for i in items], dtype=torch.float32)
+        for name in ("weight", "strength", "margin"):
+            values = [getattr(i, name) for i in items]
+            if all(v is not None for v in values):
+                batch[name] = torch.tensor(values, dtype=torch.float32)
         return batch

@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from shared.logprobs import SequenceLogps, sequence_logps
+from shared.logprobs import SequenceLogps, sequence_logps, token_logps
 
 
 class Reference(Protocol):
@@ -30,6 +30,11 @@ class FrozenCopyReference(torch.nn.Module):
         """Return reference sequence log-probs from the frozen copy."""
         return sequence_logps(self.model, batch).logps
 
+    @torch.no_grad()
+    def token_logps(self, policy: torch.nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        """Return reference per-token completion log-probs (num_sequences, longest completion)."""
+        return token_logps(self.model, batch)[0]
+
 
 class AdapterDisabledReference:
     """The policy itself with its LoRA adapter switched off: the base model, at no memory cost."""
@@ -37,10 +42,20 @@ class AdapterDisabledReference:
     @torch.no_grad()
     def logps(self, policy: torch.nn.Module, batch: dict[str, Tensor]) -> Tensor:
         """Return sequence log-probs of the policy's base model (adapters disabled)."""
+        with self._base(policy):
+            return sequence_logps(policy, batch).logps
+
+    @torch.no_grad()
+    def token_logps(self, policy: torch.nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        """Return the base model's per-token completion log-probs (num_sequences, longest completion)."""
+        with self._base(policy):
+            return token_logps(policy, batch)[0]
+
+    @staticmethod
+    def _base(policy: torch.nn.Module):
         if not hasattr(policy, "disable_adapter"):
             raise ValueError("reference 'adapter_disabled' needs a LoRA (peft) policy; set model.lora or use 'frozen_copy'")
-        with policy.disable_adapter():
-            return sequence_logps(policy, batch).logps
+        return policy.disable_adapter()
 
 
 class PrecomputedReference:

@@ -1,0 +1,92 @@
+"""Online group RL (GRPO family) as a LightningModule: sample a group per prompt, score, advantages, clipped loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from shared.logprobs import collate_packed, token_logps
+from shared.losses import GroupTerms, get_loss, group_advantages
+from shared.modules.data import encode_prompt
+from shared.rewards import Reward
+
+
+class GroupRLModule(L.LightningModule):
+    """GRPO-style online training on batches of prompts (a DataLoader with collate_fn=list).
+
+    Each step: sample `group_size` completions per prompt with the current policy, score them with
+    `reward` (aspect `reward_aspect`; invalid outputs get the reward's invalid score), compute
+    group advantages, and minimise a registered group loss (grpo, bnpo, dr_grpo, dapo) with an
+    optional k3 KL to the reference (loss_kwargs beta > 0 needs a reference). One policy update
+    per generation, so the sampling policy is the current one (old_logps = logps.detach()).
+    The last step's samples and rewards are kept in `last_samples` for logging or writing.
+    """
+
+    def __init__(self, policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, reward: Reward, reference=None, *,
+                 loss: str = "grpo", loss_kwargs: dict | None = None, group_size: int = 4, max_new_tokens: int = 64,
+                 temperature: float = 1.0, top_p: float = 1.0, advantage_scale: str = "group",
+                 reward_aspect: str = "total", lr: float = 1e-6, weight_decay: float = 0.0):
+        super().__init__()
+        self.policy, self.tokenizer, self.reward, self.reference = policy, tokenizer, reward, reference
+        self.loss_spec = get_loss(loss)
+        if self.loss_spec.family != "group":
+            raise ValueError(f"loss '{loss}' is a {self.loss_spec.family} loss; GroupRLModule trains group losses")
+        self.loss_kwargs = dict(loss_kwargs or {})
+        if self.loss_kwargs.get("beta", 0.0) and reference is None:
+            raise ValueError("GroupRLModule: a KL penalty (beta > 0) needs a reference")
+        self.group_size, self.max_new_tokens = group_size, max_new_tokens
+        self.temperature, self.top_p, self.advantage_scale = temperature, top_p, advantage_scale
+        self.reward_aspect, self.lr, self.weight_decay = reward_aspect, lr, weight_decay
+        self.last_samples: list[dict] = []
+        self.save_hyperparameters(ignore=["policy", "tokenizer", "reward", "reference"])
+
+    @torch.no_grad()
+    def sample(self, prompts: Sequence) -> tuple[list[list[int]], list[list[int]], list[str]]:
+        """Return (prompt ids, completion ids ending at EOS, completion texts), group_size per prompt, grouped."""
+        encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
+        width = max(map(len, encoded))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=self.device)  # left padding
+        attention = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=self.device)
+        was_training = self.policy.training
+        self.policy.eval()
+        out = self.policy.generate(input_ids=ids, attention_mask=attention, do_sample=True,
+                                   num_return_sequences=self.group_size, max_new_tokens=self.max_new_tokens,
+                                   temperature=self.temperature, top_p=self.top_p, pad_token_id=pad)
+        self.policy.train(was_training)
+        eos = self.tokenizer.eos_token_id
+        prompt_ids, completions, texts = [], [], []
+        for row, generated in enumerate(out[:, width:].tolist()):
+            cut = generated.index(eos) + 1 if eos in generated else len(generated)
+            completion = generated[:cut] or [eos]
+            prompt_ids.append(encoded[row // self.group_size])
+            completions.append(completion)
+            texts.append(self.tokenizer.decode(completion, skip_special_tokens=True))
+        return prompt_ids, completions, texts
+
+    def training_step(self, prompts: list, batch_idx: int) -> Tensor:
+        prompt_ids, completions, texts = self.sample(prompts)
+        repeated = [p for p in prompts for _ in range(self.group_size)]
+        scores = self.reward(repeated, texts)
+        rewards = torch.tensor([s[self.reward_aspect] for s in scores], dtype=torch.float32, device=self.device)
+        advantages = group_advantages(rewards, self.group_size, scale=self.advantage_scale)
+        batch = {k: v.to(self.device) for k, v in collate_packed(list(zip(prompt_ids, completions))).items()}
+        logps, mask = token_logps(self.policy, batch)
+        ref = self.reference.token_logps(self.policy, batch) if self.reference is not None else None
+        terms = GroupTerms(logps=logps, advantages=advantages, mask=mask, ref_logps=ref)
+        out = self.loss_spec(terms, **self.loss_kwargs)
+        self.last_samples = [{"prompt": p, "completion": t, "reward": r.item(), "advantage": a.item()}
+                             for p, t, r, a in zip(repeated, texts, rewards, advantages)]
+        metrics = {"loss": out.loss.detach(), "reward/mean": rewards.mean(), "reward/std": rewards.std(),
+                   "completions/mean_length": mask.sum(1).float().mean(),
+                   "valid_fraction": torch.tensor([s.get("valid", 1.0) for s in scores]).mean(), **out.metrics}
+        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, batch_size=len(prompts))
+        return out.loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

@@ -1,0 +1,82 @@
+"""A learned reward model (Bradley-Terry on preference pairs) as a LightningModule.
+
+Used for learned rewards such as Posterior-GRPO's reasoning reward model and OneRec's user
+simulator: a causal LM's decoder plus a scalar head read at each sequence's last token.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from shared.logprobs import _backbone_and_head
+
+
+def last_token_index(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Return (row, column) of each sequence's last token in a padded or packed batch."""
+    if "segment_ids" in batch:
+        segments = batch["segment_ids"][0]
+        counts = torch.bincount(segments)
+        columns = torch.cumsum(counts, 0) - 1
+        return torch.zeros_like(columns), columns
+    columns = batch["attention_mask"].sum(1) - 1
+    return torch.arange(columns.numel(), device=columns.device), columns
+
+
+class RewardModel(torch.nn.Module):
+    """Scalar reward r(x, y) = w . h_last + b on a causal LM's decoder states."""
+
+    def __init__(self, lm: torch.nn.Module):
+        super().__init__()
+        self.lm = lm
+        self.backbone, _ = _backbone_and_head(lm)
+        self.head = torch.nn.Linear(self.backbone.config.hidden_size, 1)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """Return one reward per sequence of the batch."""
+        kwargs = {"position_ids": batch["position_ids"]} if "segment_ids" in batch else {"attention_mask": batch["attention_mask"]}
+        hidden = self.backbone(input_ids=batch["input_ids"], use_cache=False, **kwargs).last_hidden_state
+        rows, columns = last_token_index(batch)
+        return self.head(hidden[rows, columns].float()).squeeze(-1)
+
+
+class RewardModelModule(L.LightningModule):
+    """Bradley-Terry training: loss = -log sigma(r(x, y_w) - r(x, y_l) - m), m the optional pair margin.
+
+    Batches come from PreferenceCollator (chosen sequences first, then rejected). With
+    `use_margin`, the pairs' `margin` field gives Llama-2-style margins (m = 0 otherwise). Logs
+    loss, accuracy and mean reward gap.
+    """
+
+    def __init__(self, reward_model: RewardModel, *, lr: float = 1e-4, weight_decay: float = 0.0,
+                 use_margin: bool = False):
+        super().__init__()
+        self.reward_model = reward_model
+        self.lr, self.weight_decay, self.use_margin = lr, weight_decay, use_margin
+        self.save_hyperparameters(ignore=["reward_model"])
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        n = int(batch["num_pairs"])
+        rewards = self.reward_model(batch)
+        gap = rewards[:n] - rewards[n:]
+        if self.use_margin and "margin" not in batch:
+            raise ValueError("RewardModelModule(use_margin=True): the batch's pairs carry no 'margin'")
+        margin = batch["margin"] if self.use_margin else torch.zeros_like(gap)
+        loss = -F.logsigmoid(gap - margin).mean()
+        self.log_dict({f"{stage}/loss": loss.detach(), f"{stage}/accuracy": (gap > 0).float().mean(),
+                       f"{stage}/reward_gap": gap.detach().mean()}, batch_size=n, on_step=stage == "train",
+                      on_epoch=stage != "train", sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        params = [p for p in self.reward_model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

@@ -1,0 +1,62 @@
+"""Supervised fine-tuning as a LightningModule: token-mean NLL of completions given prompts (packed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from shared.logprobs import collate_packed, collate_padded, sequence_logps
+from shared.modules.data import encode_completion, encode_prompt
+
+
+def encode_sft(examples: Sequence[tuple[object, object]], tokenizer: PreTrainedTokenizerBase,
+               max_length: int = 1024) -> list[tuple[list[int], list[int]]]:
+    """Tokenise (prompt, completion) examples (plain or conversational) into (prompt ids, completion ids + EOS)."""
+    out = []
+    for prompt, completion in examples:
+        p, c = encode_prompt(tokenizer, prompt), encode_completion(tokenizer, completion)
+        p = p[-max(1, min(len(p), max_length // 2)):]
+        out.append((p, c[: max(1, max_length - len(p))]))
+    return out
+
+
+class SFTCollator:
+    """Collate (prompt ids, completion ids) examples, packed without padding by default."""
+
+    def __init__(self, pad_id: int, packed: bool = True):
+        self.pad_id, self.packed = pad_id, packed
+
+    def __call__(self, items):
+        return collate_packed(items) if self.packed else collate_padded(items, self.pad_id)
+
+
+class SFTModule(L.LightningModule):
+    """Fine-tune a causal LM on completions: loss = -(sum of completion-token log-probs) / (completion tokens)."""
+
+    def __init__(self, policy: torch.nn.Module, *, lr: float = 1e-4, weight_decay: float = 0.0):
+        super().__init__()
+        self.policy = policy
+        self.lr, self.weight_decay = lr, weight_decay
+        self.save_hyperparameters(ignore=["policy"])
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        scored = sequence_logps(self.policy, batch)
+        tokens = scored.lengths.sum().clamp(min=1)
+        loss = -scored.logps.sum() / tokens
+        self.log(f"{stage}/loss", loss.detach(), batch_size=scored.logps.numel(), on_step=stage == "train",
+                 on_epoch=stage != "train", sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

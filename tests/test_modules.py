@@ -1,0 +1,131 @@
+"""SFT, reward-model and online group-RL modules on tiny models: each learns what it is given."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from shared.logprobs import sequence_logps
+from shared.losses import GroupTerms, get_loss
+from shared.models import LoraSpec, ModelSpec, load_policy
+from shared.modules import (
+    GroupRLModule,
+    PreferenceCollator,
+    RewardModel,
+    RewardModelModule,
+    SFTCollator,
+    SFTModule,
+    build_reference,
+    encode_pairs,
+    encode_sft,
+)
+from shared.records import Pair
+from shared.rewards import RewardFunction
+
+
+def _trainer(steps: int, tmp_path) -> L.Trainer:
+    return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+
+
+def test_sft_lowers_completion_nll(tmp_path):
+    policy, tok = load_policy(ModelSpec(seed=11))
+    examples = encode_sft([(f"say {w}:", f" {w}!") for w in ("cat", "dog", "sun", "sea")], tok)
+    collate = SFTCollator(tok.pad_token_id)
+    module = SFTModule(policy, lr=1e-2)
+
+    def nll():
+        with torch.no_grad():
+            s = sequence_logps(policy, collate(examples))
+        return (-s.logps.sum() / s.lengths.sum()).item()
+
+    before = nll()
+    _trainer(40, tmp_path).fit(module, DataLoader(examples, batch_size=4, collate_fn=collate))
+    assert nll() < 0.5 * before
+
+
+def test_reward_model_learns_pair_order_and_reads_the_last_token(tmp_path):
+    lm, tok = load_policy(ModelSpec(seed=12))
+    rm = RewardModel(lm)
+    pairs = [Pair(prompt=f"q{i}:", chosen=" yes", rejected=" no") for i in range(8)]
+    data = encode_pairs(pairs, tok)
+    packed, padded = PreferenceCollator(tok.pad_token_id, True)(data), PreferenceCollator(tok.pad_token_id, False)(data)
+    with torch.no_grad():
+        torch.testing.assert_close(rm(packed), rm(padded), atol=1e-5, rtol=0)  # last token found in both layouts
+    module = RewardModelModule(rm, lr=1e-2)
+    _trainer(30, tmp_path).fit(module, DataLoader(data, batch_size=8, collate_fn=PreferenceCollator(tok.pad_token_id)))
+    with torch.no_grad():
+        r = rm(packed)
+    assert (r[:8] > r[8:]).all()
+
+
+def test_reward_model_margin_is_opt_in():
+    lm, tok = load_policy(ModelSpec(seed=13))
+    data = encode_pairs([Pair(prompt="a", chosen="b", rejected="c", margin=2.0)], tok)
+    batch = PreferenceCollator(tok.pad_token_id)(data)
+    plain, with_margin = RewardModelModule(RewardModel(lm)), RewardModelModule(RewardModel(lm), use_margin=True)
+    with_margin.reward_model.head.load_state_dict(plain.reward_model.head.state_dict())
+    gap = (lambda r: r[0] - r[1])(plain.reward_model(batch))
+    assert plain._step(batch, "val").item() == pytest.approx(-torch.nn.functional.logsigmoid(gap).item(), abs=1e-6)
+    assert with_margin._step(batch, "val").item() == pytest.approx(-torch.nn.functional.logsigmoid(gap - 2).item(), abs=1e-6)
+
+
+class EvenCodepoints(RewardFunction):
+    """Fraction of characters with an even code point: a dense signal a tiny random model can learn."""
+
+    aspects = ("total",)
+
+    def score(self, prompt, output, context):
+        if not output:
+            raise ValueError("empty completion")
+        return {"total": sum(ord(c) % 2 == 0 for c in output) / len(output)}
+
+
+def test_group_rl_step_matches_the_registered_loss():
+    torch.manual_seed(0)
+    policy, tok = load_policy(ModelSpec(seed=14, lora=LoraSpec(r=4)))
+    module = GroupRLModule(policy, tok, EvenCodepoints(), build_reference("adapter_disabled", policy),
+                           loss="grpo", loss_kwargs={"beta": 0.04}, group_size=4, max_new_tokens=6)
+    prompt_ids, completions, texts = module.sample(["ab", "xyz"])
+    assert len(completions) == 8 and all(1 <= len(c) <= 6 for c in completions)
+    assert prompt_ids[0] == prompt_ids[3] != prompt_ids[4]  # grouped: 4 samples of prompt 0, then prompt 1
+    torch.manual_seed(1)
+    loss = module.training_step(["ab", "xyz"], 0)
+    samples = module.last_samples
+    adv = torch.tensor([s["advantage"] for s in samples]).view(2, 4)
+    torch.testing.assert_close(adv.mean(1), torch.zeros(2), atol=1e-5, rtol=0)
+    # Policy == reference at step 0 (fresh LoRA), on-policy ratio 1: loss = -mean_i A_i = 0.
+    assert loss.item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_group_rl_raises_mean_reward(tmp_path):
+    torch.manual_seed(0)
+    policy, tok = load_policy(ModelSpec(seed=15))
+    module = GroupRLModule(policy, tok, EvenCodepoints(), None, loss="grpo", group_size=8, max_new_tokens=8,
+                           lr=3e-3)
+    prompts = ["p1", "p2", "p3", "p4"]
+
+    def mean_reward():
+        torch.manual_seed(123)
+        _, _, texts = module.sample(prompts * 4)
+        return sum(EvenCodepoints()(prompts * 32, texts)[i]["total"] for i in range(len(texts))) / len(texts)
+
+    before = mean_reward()
+    _trainer(25, tmp_path).fit(module, DataLoader(prompts, batch_size=4, collate_fn=list))
+    after = mean_reward()
+    assert after > before + 0.15, (before, after)
+
+
+def test_group_rl_rejects_bad_settings():
+    policy, tok = load_policy(ModelSpec())
+    with pytest.raises(ValueError, match="'sigmoid' is a pairwise loss"):
+        GroupRLModule(policy, tok, EvenCodepoints(), loss="sigmoid")
+    with pytest.raises(ValueError, match="needs a reference"):
+        GroupRLModule(policy, tok, EvenCodepoints(), loss="grpo", loss_kwargs={"beta": 0.1})
+
+
+def test_group_terms_shape_check_in_module_path():
+    with pytest.raises(Exception, match="advantages"):
+        get_loss("grpo")(GroupTerms(torch.zeros(2, 3), torch.zeros(4), torch.ones(2, 3)))
