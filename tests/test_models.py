@@ -29,6 +29,15 @@ def test_tiny_model_is_seeded_and_tokenizer_round_trips():
                                                       add_generation_prompt=True)
 
 
+def test_lora_init_is_seeded_by_the_spec():
+    torch.manual_seed(123)
+    a, _ = load_policy(ModelSpec(seed=2, lora=LoraSpec(r=4)))
+    torch.manual_seed(456)
+    b, _ = load_policy(ModelSpec(seed=2, lora=LoraSpec(r=4)))
+    for (name, x), (_, y) in zip(a.named_parameters(), b.named_parameters()):
+        torch.testing.assert_close(x, y, msg=name)
+
+
 def test_full_model_save_load_round_trip(tmp_path):
     model, tok = load_policy(ModelSpec(seed=1))
     save_policy(model, tok, tmp_path / "full")

@@ -139,7 +139,9 @@ def load_policy(spec: ModelSpec) -> tuple[torch.nn.Module, PreTrainedTokenizerBa
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     if spec.lora is not None:
-        model = attach_lora(model, spec.lora)
+        with torch.random.fork_rng(devices=[]):  # peft draws LoRA A from the global RNG: seed it from the spec
+            torch.manual_seed(spec.seed)
+            model = attach_lora(model, spec.lora)
     return model, tokenizer
 
 

@@ -1,0 +1,43 @@
+"""Run the app with uvicorn, and the command-line options an app's `infer serve` exposes."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import uvicorn
+
+from shared.serving.app import create_app
+from shared.serving.protocol import Generator
+
+
+def serve(
+    generator: Generator, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info", **app_kwargs: Any
+) -> None:
+    """Serve generator over HTTP until interrupted; app_kwargs go to create_app (limits, batching, name)."""
+    # one process: the model lives in it, and the batcher is what shares it between requests
+    uvicorn.run(create_app(generator, **app_kwargs), host=host, port=port, log_level=log_level)
+
+
+def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add --host, --port and the batching and length options of `serve` to parser; return it."""
+    group = parser.add_argument_group("serving")
+    group.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    group.add_argument("--port", type=int, default=8000, help="port to listen on")
+    group.add_argument("--max-batch-size", type=int, default=8, help="most prompts in one generator call")
+    group.add_argument("--max-wait-ms", type=float, default=10.0, help="longest a prompt waits for a batch to fill")
+    group.add_argument(
+        "--max-new-tokens-limit", type=int, default=1024, help="largest max_new_tokens a request may ask for"
+    )
+    return parser
+
+
+def serve_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the keyword arguments of serve() from options parsed with add_serve_args."""
+    return {
+        "host": args.host,
+        "port": args.port,
+        "max_batch_size": args.max_batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "max_new_tokens_limit": args.max_new_tokens_limit,
+    }
