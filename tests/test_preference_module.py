@@ -87,3 +87,88 @@ def test_wrong_loss_family_and_bad_reference_are_clear():
         build_reference("adapter_disabled", policy).logps(policy, {})
     with pytest.raises(ValueError, match="'frozen' is not one of"):
         build_reference("frozen", policy)
+
+
+def test_precompute_reference_caches_by_data_and_model(tmp_path):
+    from shared.modules import precompute_reference
+
+    policy, tok = load_policy(ModelSpec(seed=9))
+    items = encode_pairs(PAIRS, tok)
+    collate = PreferenceCollator(tok.pad_token_id)
+    first = precompute_reference(policy, items, collate, batch_size=3, cache_dir=tmp_path)
+    files = list(tmp_path.glob("ref-logps-*.pt"))
+    assert len(files) == 1
+    live = sequence_logps_of(policy, collate(items))
+    batch = collate(first)
+    torch.testing.assert_close(batch["ref_logps"], live, atol=1e-5, rtol=0)
+    # A second call reads the cache; a changed model gets its own cache entry.
+    assert [p.ref_chosen for p in precompute_reference(policy, items, collate, cache_dir=tmp_path)] == \
+        [p.ref_chosen for p in first]
+    with torch.no_grad():
+        policy.lm_head.weight.mul_(1.01)
+    precompute_reference(policy, items, collate, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("ref-logps-*.pt"))) == 2
+
+
+def sequence_logps_of(model, batch):
+    from shared.logprobs import sequence_logps
+
+    with torch.no_grad():
+        return sequence_logps(model, batch).logps
+
+
+def test_soft_sync_moves_the_reference_toward_the_policy():
+    from shared.modules import FrozenCopyReference, soft_update
+
+    policy, _ = load_policy(ModelSpec(seed=10))
+    ref = FrozenCopyReference(policy)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(1.0)
+    before = next(ref.model.parameters()).clone()
+    soft_update(ref.model, policy, 0.25)
+    torch.testing.assert_close(next(ref.model.parameters()), before + 0.25)
+    soft_update(ref.model, policy, 1.0)
+    for a, b in zip(ref.model.parameters(), policy.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("loss", ["plackett_luce", "rankdpo", "tpo_list"])
+def test_ranked_lists_train_with_listwise_losses(tmp_path, loss):
+    from shared.modules import RankedListCollator, encode_ranked_lists
+    from shared.records import RankedList
+
+    torch.manual_seed(0)
+    policy, tok = load_policy(ModelSpec(seed=11, lora=LoraSpec(r=8)))
+    lists = [RankedList(prompt=f"shout {w}:", outputs=[f" {w.upper()}!", f" {w.upper()}", f" {w}"][: 3 - (i % 2)],
+                        scores=[2.0, 1.0, 0.0][: 3 - (i % 2)]) for i, w in enumerate(WORDS)]
+    data = encode_ranked_lists(lists, tok)
+    collate = RankedListCollator(tok.pad_token_id)
+    module = PreferenceModule(policy, build_reference("adapter_disabled", policy), loss=loss,
+                              loss_kwargs={"beta": 0.5}, lr=2e-2)
+    batch = collate(data)
+    terms = module.terms(batch)
+    assert terms.logps.shape == (8, 3) and terms.valid().sum().item() == 20  # lists of 3 and 2, padded
+    with torch.no_grad():
+        before = module.loss_spec(terms, beta=0.5).loss.item()
+    trainer = L.Trainer(max_steps=20, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, DataLoader(data, batch_size=4, collate_fn=collate))
+    with torch.no_grad():
+        after = module.loss_spec(module.terms(batch), beta=0.5)
+    assert after.loss.item() < before
+    assert (after.chosen_rewards > after.rejected_rewards).float().mean().item() == 1.0
+
+
+def test_soft_sync_callback_runs_during_fit(tmp_path):
+    from shared.modules import ReferenceSoftSync
+
+    policy, tok = load_policy(ModelSpec(seed=12))
+    module = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="sigmoid", lr=1e-2)
+    loader = DataLoader(encode_pairs(PAIRS, tok), batch_size=4, collate_fn=PreferenceCollator(tok.pad_token_id))
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                        callbacks=[ReferenceSoftSync(every_n_steps=3, alpha=1.0)])
+    trainer.fit(module, loader)
+    for a, b in zip(module.reference.model.parameters(), policy.parameters()):
+        torch.testing.assert_close(a, b)  # hard sync at step 3 = the policy after its last update

@@ -1,7 +1,16 @@
 """LightningModules, one job each, and the parts they share (tokenised data, reference log-probs)."""
 
 from shared.modules.group_rl import GroupRLModule
-from shared.modules.data import EncodedPair, PreferenceCollator, encode_completion, encode_pairs, encode_prompt
+from shared.modules.data import (
+    EncodedList,
+    EncodedPair,
+    PreferenceCollator,
+    RankedListCollator,
+    encode_completion,
+    encode_pairs,
+    encode_prompt,
+    encode_ranked_lists,
+)
 from shared.modules.preference import PreferenceModule
 from shared.modules.reward_model import RewardModel, RewardModelModule
 from shared.modules.sft import SFTCollator, SFTModule, encode_sft
@@ -10,10 +19,21 @@ from shared.modules.reference import (
     FrozenCopyReference,
     PrecomputedReference,
     Reference,
+    ReferenceSoftSync,
     build_reference,
+    model_fingerprint,
+    precompute_reference,
+    soft_update,
 )
 
 __all__ = [
+    "EncodedList",
+    "RankedListCollator",
+    "ReferenceSoftSync",
+    "encode_ranked_lists",
+    "model_fingerprint",
+    "precompute_reference",
+    "soft_update",
     "GroupRLModule",
     "RewardModel",
     "RewardModelModule",

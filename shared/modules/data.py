@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from shared.logprobs import collate_packed, collate_padded
-from shared.records import Pair
+from shared.records import Pair, RankedList
 
 
 def _completion_text(value) -> str:
@@ -42,6 +42,16 @@ class EncodedPair:
     weight: float | None = None
     strength: float | None = None
     margin: float | None = None
+    ref_chosen: float | None = None
+    ref_rejected: float | None = None
+
+    def completions(self) -> list[list[int]]:
+        """Return the completions in batch order (chosen, rejected)."""
+        return [self.chosen, self.rejected]
+
+    def with_reference(self, values: Sequence[float]) -> EncodedPair:
+        """Return a copy carrying precomputed reference log-probs (chosen, rejected)."""
+        return replace(self, ref_chosen=values[0], ref_rejected=values[1])
 
 
 def encode_pairs(pairs: Sequence[Pair], tokenizer: PreTrainedTokenizerBase, max_length: int = 1024) -> list[EncodedPair]:
@@ -71,4 +81,77 @@ class PreferenceCollator:
             values = [getattr(i, name) for i in items]
             if all(v is not None for v in values):
                 batch[name] = torch.tensor(values, dtype=torch.float32)
+        if all(i.ref_chosen is not None for i in items):
+            batch["ref_logps"] = torch.tensor([i.ref_chosen for i in items] + [i.ref_rejected for i in items])
         return batch
+
+    @staticmethod
+    def split_reference(items: Sequence[EncodedPair], logps: Sequence[float]) -> list[tuple[float, float]]:
+        """Return per-pair (chosen, rejected) values from a batch's sequence log-probs."""
+        n = len(items)
+        return [(logps[i], logps[n + i]) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class EncodedList:
+    """Token ids of a ranked list (outputs best first) with graded scores and optional reference log-probs."""
+
+    prompt: list[int]
+    outputs: list[list[int]]
+    scores: list[float]
+    ref: tuple[float, ...] | None = None
+
+    def completions(self) -> list[list[int]]:
+        """Return the outputs, best first."""
+        return self.outputs
+
+    def with_reference(self, values: Sequence[float]) -> EncodedList:
+        """Return a copy carrying precomputed reference log-probs, one per output."""
+        return replace(self, ref=tuple(values))
+
+
+def encode_ranked_lists(lists: Sequence[RankedList], tokenizer: PreTrainedTokenizerBase,
+                        max_length: int = 1024) -> list[EncodedList]:
+    """Tokenise ranked lists like encode_pairs (prompt cut from the left, outputs from the right)."""
+    out = []
+    for ranked in lists:
+        prompt = encode_prompt(tokenizer, ranked.prompt)
+        prompt = prompt[-max(1, min(len(prompt), max_length // 2)):]
+        room = max(1, max_length - len(prompt))
+        outputs = [encode_completion(tokenizer, o)[:room] for o in ranked.outputs]
+        out.append(EncodedList(prompt, outputs, list(ranked.scores)))
+    return out
+
+
+class RankedListCollator:
+    """Collate EncodedLists: every output of every list in one batch, plus a (lists, list_size) index map.
+
+    `list_index[b, k]` is the sequence number of list b's k-th output, or -1 past a shorter list's end.
+    """
+
+    def __init__(self, pad_id: int, packed: bool = True):
+        self.pad_id, self.packed = pad_id, packed
+
+    def __call__(self, items: Sequence[EncodedList]) -> dict[str, Tensor]:
+        sequences, width = [], max(len(i.outputs) for i in items)
+        index = torch.full((len(items), width), -1, dtype=torch.long)
+        scores = torch.zeros((len(items), width))
+        for b, item in enumerate(items):
+            for k, output in enumerate(item.outputs):
+                index[b, k] = len(sequences)
+                scores[b, k] = item.scores[k]
+                sequences.append((item.prompt, output))
+        batch = collate_packed(sequences) if self.packed else collate_padded(sequences, self.pad_id)
+        batch["list_index"], batch["list_scores"] = index, scores
+        if all(i.ref is not None for i in items):
+            batch["ref_logps"] = torch.tensor([v for i in items for v in i.ref])
+        return batch
+
+    @staticmethod
+    def split_reference(items: Sequence[EncodedList], logps: Sequence[float]) -> list[tuple[float, ...]]:
+        """Return per-list reference values from a batch's sequence log-probs (in output order)."""
+        out, start = [], 0
+        for item in items:
+            out.append(tuple(logps[start:start + len(item.outputs)]))
+            start += len(item.outputs)
+        return out

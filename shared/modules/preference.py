@@ -7,14 +7,15 @@ import torch
 from torch import Tensor
 
 from shared.logprobs import sequence_logps
-from shared.losses import PairTerms, get_loss
+from shared.losses import ListTerms, PairTerms, get_loss
 from shared.modules.reference import Reference
 
 
 class PreferenceModule(L.LightningModule):
-    """Train a policy on batches from PreferenceCollator with a registered pairwise/strength loss.
+    """Train a policy on pairs (PreferenceCollator) or ranked lists (RankedListCollator) with any registered
+    pairwise, strength-aware or listwise loss.
 
-    One forward scores chosen and rejected together (packed by default). Logs TRL's metric names:
+    One forward scores every sequence of the batch together (packed by default). Logs TRL's metric names:
     loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen,
     logps/rejected, under train/ and val/ prefixes.
     """
@@ -25,18 +26,25 @@ class PreferenceModule(L.LightningModule):
         self.policy = policy
         self.reference = reference
         self.loss_spec = get_loss(loss)
-        if self.loss_spec.family not in ("pairwise", "strength"):
-            raise ValueError(f"loss '{loss}' is a {self.loss_spec.family} loss; PreferenceModule trains pairwise "
-                             "and strength-aware losses")
+        if self.loss_spec.family not in ("pairwise", "strength", "listwise"):
+            raise ValueError(f"loss '{loss}' is a {self.loss_spec.family} loss; PreferenceModule trains pairwise, "
+                             "strength-aware and listwise losses")
         self.loss_kwargs = dict(loss_kwargs or {})
         self.lr, self.weight_decay = lr, weight_decay
         self.save_hyperparameters(ignore=["policy", "reference"])
 
-    def terms(self, batch: dict[str, Tensor]) -> PairTerms:
+    def terms(self, batch: dict[str, Tensor]) -> PairTerms | ListTerms:
         """Return the loss terms of a batch: policy and reference log-probs, lengths, chosen NLL."""
-        n = int(batch["num_pairs"])
         scored = sequence_logps(self.policy, batch)
         ref = None if self.reference is None else self.reference.logps(self.policy, batch)
+        if "list_index" in batch:
+            if ref is None:
+                raise ValueError("listwise losses need a reference")
+            index = batch["list_index"]
+            valid = index >= 0
+            gather = lambda x: torch.where(valid, x[index.clamp(min=0)], torch.zeros_like(index, dtype=x.dtype))  # noqa: E731
+            return ListTerms(logps=gather(scored.logps), ref_logps=gather(ref), mask=valid, scores=batch["list_scores"])
+        n = int(batch["num_pairs"])
         lengths = scored.lengths
         chosen_nll = -scored.logps[:n].sum() / lengths[:n].sum().clamp(min=1)  # token mean, as TRL's `sft` term
         return PairTerms(
@@ -49,9 +57,14 @@ class PreferenceModule(L.LightningModule):
     def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         terms = self.terms(batch)
         out = self.loss_spec(terms, **self.loss_kwargs)
-        n = terms.chosen_logps.numel()
-        metrics = {"loss": out.loss.detach(), "logps/chosen": terms.chosen_logps.detach().mean(),
-                   "logps/rejected": terms.rejected_logps.detach().mean()}
+        if isinstance(terms, ListTerms):
+            n, chosen_logps = terms.logps.size(0), terms.logps[:, 0]
+            last = terms.valid().long().cumsum(1).argmax(1)
+            rejected_logps = terms.logps.gather(1, last[:, None]).squeeze(1)
+        else:
+            n, chosen_logps, rejected_logps = terms.chosen_logps.numel(), terms.chosen_logps, terms.rejected_logps
+        metrics = {"loss": out.loss.detach(), "logps/chosen": chosen_logps.detach().mean(),
+                   "logps/rejected": rejected_logps.detach().mean()}
         if out.chosen_rewards is not None:
             metrics.update({
                 "rewards/chosen": out.chosen_rewards.mean(), "rewards/rejected": out.rejected_rewards.mean(),

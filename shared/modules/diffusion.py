@@ -1,0 +1,239 @@
+"""Diffusion preference training (Diffusion-DPO / NPO / SmPO / KTO) on a denoising UNet as a LightningModule.
+
+The implicit reward of an image is how much better the policy denoises it than the reference:
+each sample is noised once with one noise draw and one timestep, shared by the two sides of a pair
+and by policy and reference, and e = mean ||target - prediction||^2 per sample feeds the
+registered `diffusion` losses (see shared/losses/diffusion.py). diffusers is only needed to build
+the UNet and scheduler; this module uses them through their call signatures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import typing
+from collections.abc import Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from shared.losses import DenoisingErrors, DenoisingPairErrors, LossOutput, get_loss, list_losses
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+REFERENCES = ("auto", "frozen_copy", "adapter_disabled")
+
+
+def sample_noise_and_timesteps(shape: torch.Size | tuple[int, ...], scheduler,
+                               generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Return standard normal noise of `shape` and one uniform training timestep per sample (CPU tensors)."""
+    noise = torch.randn(tuple(shape), generator=generator)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (shape[0],), generator=generator)
+    return noise, timesteps
+
+
+def denoising_target(scheduler, samples: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
+    """Return what the UNet should predict: the noise (epsilon) or the velocity (v_prediction)."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return noise
+    raise ValueError(f"scheduler prediction_type '{kind}' is not supported (use one of {', '.join(PREDICTION_TYPES)})")
+
+
+def per_sample_error(prediction: Tensor, target: Tensor) -> Tensor:
+    """Return the mean squared error over every non-batch dimension, in float32, shape (batch,)."""
+    return (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+
+
+def has_adapter(unet: torch.nn.Module) -> bool:
+    """Return whether `unet` carries a peft adapter (wrapped by peft or attached with diffusers' add_adapter)."""
+    return hasattr(unet, "disable_adapter") or bool(getattr(unet, "_hf_peft_config_loaded", False))
+
+
+@contextlib.contextmanager
+def adapter_disabled(unet: torch.nn.Module) -> Iterator[None]:
+    """Run the block with the unet's peft adapters switched off, then switch them back on."""
+    if hasattr(unet, "disable_adapter"):  # peft.PeftModel
+        with unet.disable_adapter():
+            yield
+    elif getattr(unet, "_hf_peft_config_loaded", False):  # diffusers PeftAdapterMixin.add_adapter
+        unet.disable_adapters()
+        try:
+            yield
+        finally:
+            unet.enable_adapters()
+    else:
+        raise ValueError("reference 'adapter_disabled' needs a unet with a peft (LoRA) adapter; use 'frozen_copy'")
+
+
+class _FrozenUNet(torch.nn.Module):
+    """A frozen deep copy of a unet that stays in eval mode when Lightning calls .train()."""
+
+    def __init__(self, unet: torch.nn.Module):
+        super().__init__()
+        self.model = copy.deepcopy(unet).requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> _FrozenUNet:
+        return super().train(False)
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+class DiffusionPreferenceModule(L.LightningModule):
+    """Train a conditional UNet with a registered `diffusion` loss against a frozen reference.
+
+    Pair batches: {"chosen", "rejected": (B, C, H, W), "encoder_hidden_states": (B, S, D),
+    optional "strength": (B,)}. Unpaired batches (diffusion_kto): {"samples", "desirable": bool (B,),
+    "encoder_hidden_states"}. `reference`: "frozen_copy" (deep copy taken now), "adapter_disabled"
+    (the unet with its LoRA switched off), or "auto" (adapter_disabled when the unet has an adapter).
+    Noise and timesteps of each step come from a generator seeded by (seed, stage, rank, global
+    step, batch index), so runs repeat and resume exactly. Logs TRL's metric names plus
+    implicit_acc and the four mean errors, under train/ and val/.
+    """
+
+    def __init__(self, unet: torch.nn.Module, scheduler, *, loss: str = "diffusion_dpo",
+                 loss_kwargs: dict | None = None, lr: float = 1e-5, weight_decay: float = 0.0,
+                 reference: str = "auto", seed: int = 0):
+        super().__init__()
+        self.loss_spec = get_loss(loss)
+        if self.loss_spec.family != "diffusion":
+            raise ValueError(f"loss '{loss}' is a {self.loss_spec.family} loss; DiffusionPreferenceModule trains "
+                             f"diffusion losses ({', '.join(list_losses('diffusion'))})")
+        self.loss_kwargs = dict(loss_kwargs or {})
+        unknown = sorted(set(self.loss_kwargs) - set(self.loss_spec.hyperparameters()))
+        if unknown:
+            raise ValueError(f"loss '{loss}': unknown hyper-parameter '{unknown[0]}' "
+                             f"(known: {', '.join(sorted(self.loss_spec.hyperparameters()))})")
+        first = next(iter(inspect.signature(self.loss_spec.fn).parameters))
+        self.unpaired = typing.get_type_hints(self.loss_spec.fn).get(first) is DenoisingErrors
+        if scheduler.config.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"scheduler prediction_type '{scheduler.config.prediction_type}' is not supported "
+                             f"(use one of {', '.join(PREDICTION_TYPES)})")
+        if reference not in REFERENCES:
+            raise ValueError(f"reference: '{reference}' is not one of {', '.join(REFERENCES)}")
+        if reference == "auto":
+            reference = "adapter_disabled" if has_adapter(unet) else "frozen_copy"
+        if reference == "adapter_disabled" and not has_adapter(unet):
+            raise ValueError("reference 'adapter_disabled' needs a unet with a peft (LoRA) adapter; use 'frozen_copy'")
+        self.unet = unet
+        self.scheduler = scheduler
+        self.reference_kind = reference
+        self.reference_unet = _FrozenUNet(unet) if reference == "frozen_copy" else None
+        self.lr, self.weight_decay, self.seed = lr, weight_decay, seed
+        self.last_noise: Tensor | None = None
+        self.last_timesteps: Tensor | None = None
+        self.save_hyperparameters(ignore=["unet", "scheduler"])
+
+    def _predict(self, unet: torch.nn.Module, noisy: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
+        return unet(noisy, timesteps, encoder_hidden_states=cond, return_dict=False)[0]
+
+    @torch.no_grad()
+    def _reference_predict(self, noisy: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
+        if self.reference_unet is not None:
+            return self._predict(self.reference_unet, noisy, timesteps, cond)
+        with adapter_disabled(self.unet):
+            return self._predict(self.unet, noisy, timesteps, cond)
+
+    def _errors(self, samples: Tensor, cond: Tensor, repeats: int,
+                generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """Noise the stacked `samples` (repeats groups of n) with one shared draw; return (policy, ref) errors."""
+        n = samples.shape[0] // repeats
+        noise, timesteps = sample_noise_and_timesteps((n, *samples.shape[1:]), self.scheduler, generator)
+        noise = noise.to(device=samples.device, dtype=samples.dtype)
+        timesteps = timesteps.to(samples.device)
+        self.last_noise, self.last_timesteps = noise, timesteps
+        noise, timesteps, cond = (torch.cat([t] * repeats) for t in (noise, timesteps, cond))
+        noisy = self.scheduler.add_noise(samples, noise, timesteps)
+        target = denoising_target(self.scheduler, samples, noise, timesteps)
+        ref = per_sample_error(self._reference_predict(noisy, timesteps, cond), target)
+        policy = per_sample_error(self._predict(self.unet, noisy, timesteps, cond), target)
+        return policy, ref
+
+    def errors(self, batch: dict[str, Tensor],
+               generator: torch.Generator | None = None) -> DenoisingPairErrors | DenoisingErrors:
+        """Return the batch's policy and reference denoising errors, drawing noise from `generator`."""
+        cond = _require(batch, "encoder_hidden_states")
+        if self.unpaired:
+            samples, desirable = _require(batch, "samples"), _require(batch, "desirable")
+            _check_batch(cond, samples=samples, desirable=desirable)
+            if desirable.dim() != 1:
+                raise ValueError(f"batch 'desirable' must have shape (batch,), got {tuple(desirable.shape)}")
+            policy, ref = self._errors(samples, cond, 1, generator)
+            return DenoisingErrors(policy=policy, ref=ref, desirable=desirable.bool())
+        chosen, rejected = _require(batch, "chosen"), _require(batch, "rejected")
+        if chosen.shape != rejected.shape:
+            raise ValueError(f"batch 'chosen' has shape {tuple(chosen.shape)} but 'rejected' has "
+                             f"{tuple(rejected.shape)}; pairs need equal shapes")
+        _check_batch(cond, chosen=chosen, strength=batch.get("strength"))
+        policy, ref = self._errors(torch.cat([chosen, rejected]), cond, 2, generator)
+        n = chosen.shape[0]
+        return DenoisingPairErrors(policy_chosen=policy[:n], policy_rejected=policy[n:], ref_chosen=ref[:n],
+                                   ref_rejected=ref[n:], strength=batch.get("strength"))
+
+    def step_generator(self, stage: str, batch_idx: int) -> torch.Generator:
+        """Return the CPU generator for this step: seeded by (seed, stage, rank, global step, batch index)."""
+        entropy = [self.seed, ("train", "val", "test").index(stage), self.global_rank, self.global_step, batch_idx]
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]))
+
+    def _step(self, batch: dict[str, Tensor], batch_idx: int, stage: str) -> Tensor:
+        errors = self.errors(batch, self.step_generator(stage, batch_idx))
+        out = self.loss_spec(errors, **self.loss_kwargs)
+        metrics = {"loss": out.loss.detach(), **_reward_metrics(out, errors), **out.metrics}
+        for name in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected", "policy", "ref"):
+            if hasattr(errors, name):
+                metrics[f"errors/{name}"] = getattr(errors, name).detach().mean()
+        size = errors.policy.numel() if self.unpaired else errors.policy_chosen.numel()
+        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=size, prog_bar=False,
+                      on_step=stage == "train", on_epoch=stage != "train", sync_dist=stage != "train")
+        return out.loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, batch_idx, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, batch_idx, "val")
+
+    def configure_optimizers(self):
+        params = [p for p in self.unet.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+
+
+def _require(batch: dict[str, Tensor], key: str) -> Tensor:
+    if key not in batch:
+        raise ValueError(f"batch has no '{key}' (keys: {', '.join(sorted(batch))})")
+    return batch[key]
+
+
+def _check_batch(cond: Tensor, **tensors: Tensor | None) -> None:
+    """Raise ValueError unless every given tensor has the conditioning's batch size."""
+    for name, value in tensors.items():
+        if value is not None and (value.dim() == 0 or value.shape[0] != cond.shape[0]):
+            raise ValueError(f"batch '{name}' has shape {tuple(value.shape)}; 'encoder_hidden_states' has batch size "
+                             f"{cond.shape[0]}")
+
+
+def _reward_metrics(out: LossOutput, errors: DenoisingPairErrors | DenoisingErrors) -> dict[str, Tensor]:
+    """Return TRL's rewards/* metrics and implicit_acc (ties count one half, as in the Diffusion-DPO code)."""
+    chosen, rejected = out.chosen_rewards, out.rejected_rewards
+    metrics = {}
+    if chosen is not None and chosen.numel():
+        metrics["rewards/chosen"] = chosen.mean()
+    if rejected is not None and rejected.numel():
+        metrics["rewards/rejected"] = rejected.mean()
+    if isinstance(errors, DenoisingPairErrors):
+        h = chosen - rejected
+        metrics["rewards/accuracies"] = (h > 0).float().mean()
+        metrics["rewards/margins"] = h.mean()
+        metrics["implicit_acc"] = ((h > 0).float() + 0.5 * (h == 0).float()).mean()
+    else:
+        # Unpaired: a sample is right when its implicit reward has its label's sign.
+        if "rewards/chosen" in metrics and "rewards/rejected" in metrics:
+            metrics["rewards/margins"] = metrics["rewards/chosen"] - metrics["rewards/rejected"]
+        signed = torch.cat([chosen, -rejected])
+        metrics["implicit_acc"] = ((signed > 0).float() + 0.5 * (signed == 0).float()).mean()
+    return metrics
