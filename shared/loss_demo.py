@@ -1,7 +1,7 @@
-"""Core demo: the one loop (sample -> score -> pair -> preference loss) on a tiny ordering task.
+"""Loss demo: the one loop (sample -> score -> pair -> preference loss) on a tiny ordering task.
 
-    python -m shared.demo                 # sigmoid DPO, prints before/after on held-out prompts
-    python -m shared.demo --loss all      # every pairwise and strength-aware loss, one table
+    python -m shared.loss_demo                 # sigmoid DPO, prints before/after on held-out prompts
+    python -m shared.loss_demo --loss all      # every pairwise and strength-aware loss, one table
 
 Task: a prompt is a set of 4 distinct digits; an output is one of their 24 orderings. The checkable
 rule is "ascending order"; the reward counts ascending adjacent steps (0-3). The policy is a
