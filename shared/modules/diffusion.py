@@ -4,7 +4,7 @@ The implicit reward of an image is how much better the policy denoises it than t
 each sample is noised once with one noise draw and one timestep, shared by the two sides of a pair
 and by policy and reference, and e = mean ||target - prediction||^2 per sample feeds the
 registered `diffusion` losses (see shared/losses/diffusion.py). diffusers is only needed to build
-the UNet and scheduler; this module uses them through their call signatures.
+the UNet and the noise scheduler; this module only calls them.
 """
 
 from __future__ import annotations
@@ -26,21 +26,21 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 REFERENCES = ("auto", "frozen_copy", "adapter_disabled")
 
 
-def sample_noise_and_timesteps(shape: torch.Size | tuple[int, ...], scheduler,
+def sample_noise_and_timesteps(shape: torch.Size | tuple[int, ...], noise_scheduler,
                                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Return standard normal noise of `shape` and one uniform training timestep per sample (CPU tensors)."""
     noise = torch.randn(tuple(shape), generator=generator)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (shape[0],), generator=generator)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (shape[0],), generator=generator)
     return noise, timesteps
 
 
-def denoising_target(scheduler, samples: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
+def denoising_target(noise_scheduler, samples: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
     """Return what the UNet should predict: the noise (epsilon) or the velocity (v_prediction)."""
-    kind = scheduler.config.prediction_type
+    kind = noise_scheduler.config.prediction_type
     if kind == "epsilon":
         return noise
     if kind == "v_prediction":
-        return noise
+        return noise_scheduler.get_velocity(samples, noise, timesteps)
     raise ValueError(f"scheduler prediction_type '{kind}' is not supported (use one of {', '.join(PREDICTION_TYPES)})")
 
 
@@ -92,11 +92,11 @@ class DiffusionPreferenceModule(L.LightningModule):
     "encoder_hidden_states"}. `reference`: "frozen_copy" (deep copy taken now), "adapter_disabled"
     (the unet with its LoRA switched off), or "auto" (adapter_disabled when the unet has an adapter).
     Noise and timesteps of each step come from a generator seeded by (seed, stage, rank, global
-    step, batch index), so runs repeat and resume exactly. Logs TRL's metric names plus
-    implicit_acc and the four mean errors, under train/ and val/.
+    step, batch index), so runs repeat and resume exactly and validation always sees the same
+    noise. Logs TRL's metric names plus implicit_acc and the mean errors, under train/ and val/.
     """
 
-    def __init__(self, unet: torch.nn.Module, scheduler, *, loss: str = "diffusion_dpo",
+    def __init__(self, unet: torch.nn.Module, noise_scheduler, *, loss: str = "diffusion_dpo",
                  loss_kwargs: dict | None = None, lr: float = 1e-5, weight_decay: float = 0.0,
                  reference: str = "auto", seed: int = 0):
         super().__init__()
@@ -111,8 +111,8 @@ class DiffusionPreferenceModule(L.LightningModule):
                              f"(known: {', '.join(sorted(self.loss_spec.hyperparameters()))})")
         first = next(iter(inspect.signature(self.loss_spec.fn).parameters))
         self.unpaired = typing.get_type_hints(self.loss_spec.fn).get(first) is DenoisingErrors
-        if scheduler.config.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"scheduler prediction_type '{scheduler.config.prediction_type}' is not supported "
+        if noise_scheduler.config.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"scheduler prediction_type '{noise_scheduler.config.prediction_type}' is not supported "
                              f"(use one of {', '.join(PREDICTION_TYPES)})")
         if reference not in REFERENCES:
             raise ValueError(f"reference: '{reference}' is not one of {', '.join(REFERENCES)}")
@@ -121,13 +121,13 @@ class DiffusionPreferenceModule(L.LightningModule):
         if reference == "adapter_disabled" and not has_adapter(unet):
             raise ValueError("reference 'adapter_disabled' needs a unet with a peft (LoRA) adapter; use 'frozen_copy'")
         self.unet = unet
-        self.scheduler = scheduler
+        self.noise_scheduler = noise_scheduler
         self.reference_kind = reference
         self.reference_unet = _FrozenUNet(unet) if reference == "frozen_copy" else None
         self.lr, self.weight_decay, self.seed = lr, weight_decay, seed
         self.last_noise: Tensor | None = None
         self.last_timesteps: Tensor | None = None
-        self.save_hyperparameters(ignore=["unet", "scheduler"])
+        self.save_hyperparameters(ignore=["unet", "noise_scheduler"])
 
     def _predict(self, unet: torch.nn.Module, noisy: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
         return unet(noisy, timesteps, encoder_hidden_states=cond, return_dict=False)[0]
@@ -143,13 +143,13 @@ class DiffusionPreferenceModule(L.LightningModule):
                 generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Noise the stacked `samples` (repeats groups of n) with one shared draw; return (policy, ref) errors."""
         n = samples.shape[0] // repeats
-        noise, timesteps = sample_noise_and_timesteps((n, *samples.shape[1:]), self.scheduler, generator)
+        noise, timesteps = sample_noise_and_timesteps((n, *samples.shape[1:]), self.noise_scheduler, generator)
         noise = noise.to(device=samples.device, dtype=samples.dtype)
         timesteps = timesteps.to(samples.device)
         self.last_noise, self.last_timesteps = noise, timesteps
         noise, timesteps, cond = (torch.cat([t] * repeats) for t in (noise, timesteps, cond))
-        noisy = self.scheduler.add_noise(samples, noise, timesteps)
-        target = denoising_target(self.scheduler, samples, noise, timesteps)
+        noisy = self.noise_scheduler.add_noise(samples, noise, timesteps)
+        target = denoising_target(self.noise_scheduler, samples, noise, timesteps)
         ref = per_sample_error(self._reference_predict(noisy, timesteps, cond), target)
         policy = per_sample_error(self._predict(self.unet, noisy, timesteps, cond), target)
         return policy, ref
@@ -177,7 +177,9 @@ class DiffusionPreferenceModule(L.LightningModule):
 
     def step_generator(self, stage: str, batch_idx: int) -> torch.Generator:
         """Return the CPU generator for this step: seeded by (seed, stage, rank, global step, batch index)."""
-        entropy = [self.seed, ("train", "val", "test").index(stage), self.global_rank, self.global_step, batch_idx]
+        # Validation ignores the global step, so every validation pass sees the same noise and is comparable.
+        step = self.global_step if stage == "train" else 0
+        entropy = [self.seed, ("train", "val").index(stage), self.global_rank, step, batch_idx]
         return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]))
 
     def _step(self, batch: dict[str, Tensor], batch_idx: int, stage: str) -> Tensor:
