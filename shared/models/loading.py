@@ -26,7 +26,7 @@ class LoraSpec:
     """LoRA adapter settings passed to peft.
 
     Attributes:
-        r: adapter rank.
+        r: adapter rank; 0 means no adapter (full fine-tuning).
         alpha: scaling numerator (lora_alpha).
         dropout: dropout on the adapter input.
         target_modules: module names that get adapters.
@@ -55,7 +55,7 @@ class ModelSpec:
         intermediate_size: tiny model MLP width.
         max_position_embeddings: tiny model context length.
         seed: seed for the tiny model's random init.
-        lora: LoRA adapter settings, or null for full fine-tuning.
+        lora: LoRA adapter settings (lora.r = 0: full fine-tuning).
     """
 
     source: Literal["tiny", "hf", "smollm2"] = "tiny"
@@ -68,7 +68,11 @@ class ModelSpec:
     intermediate_size: int = 128
     max_position_embeddings: int = 512
     seed: int = 0
-    lora: LoraSpec | None = None
+    lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=0))
+
+    def uses_lora(self) -> bool:
+        """Return whether the policy gets a LoRA adapter."""
+        return self.lora is not None and self.lora.r > 0
 
 
 def smollm2_location() -> tuple[Path, str]:
@@ -138,7 +142,7 @@ def load_policy(spec: ModelSpec) -> tuple[torch.nn.Module, PreTrainedTokenizerBa
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
-    if spec.lora is not None:
+    if spec.uses_lora():
         with torch.random.fork_rng(devices=[]):  # peft draws LoRA A from the global RNG: seed it from the spec
             torch.manual_seed(spec.seed)
             model = attach_lora(model, spec.lora)
@@ -173,6 +177,6 @@ def load_saved_policy(folder: str | Path, dtype: str = "float32",
 
         if base is None:
             raise ModelLoadError(f"{folder}: a LoRA adapter folder needs the base model spec to load onto")
-        base_model, _ = load_policy(ModelSpec(**{**base.__dict__, "lora": None}))
+        base_model, _ = load_policy(ModelSpec(**{**base.__dict__, "lora": LoraSpec(r=0)}))
         return PeftModel.from_pretrained(base_model, folder), tokenizer
     return AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES.get(dtype, torch.float32)), tokenizer
