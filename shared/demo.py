@@ -19,8 +19,6 @@ candidates/pairs JSONL, Lightning logs and checkpoints, training-curve PNGs, the
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from shared.atomic import write_json
 from shared.config import parse_or_exit, save_resolved
 from shared.models import ModelSpec, load_policy, save_policy
 from shared.modules import (
@@ -228,9 +227,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ]
     print(f"held-out words: {cfg.data.heldout}, seeds {cfg.seeds}, mean ± sd")
     print("\n".join(table))
-    tmp = cfg.run_dir / "results.json.tmp"
-    tmp.write_text(json.dumps({"results": results, "table": table}, indent=1))
-    os.replace(tmp, cfg.run_dir / "results.json")
+    write_json(cfg.run_dir / "results.json", {"results": results, "table": table})
     print(f"wrote {cfg.run_dir}/results.json, per-seed candidates/pairs JSONL, logs, plots and models")
     return results
 

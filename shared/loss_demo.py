@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 from pathlib import Path
 
 import torch
 
+from shared.atomic import write_json
 from shared.losses import PairTerms, get_loss, list_losses
 from shared.pairs import best_vs_worst
 from shared.records import Candidate, write_jsonl
@@ -172,10 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         sd = lambda t: t.std().item() if len(t) > 1 else 0.0  # noqa: E731
         print(f"{name:<20}{b.mean():>11.3f} ± {sd(b):.3f}{a.mean():>9.3f} ± {sd(a):.3f}{acc:>12.3f}")
         results.extend(runs)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(run_dir / "results.json")
+    write_json(run_dir / "results.json", results)
     print(f"wrote {run_dir}/results.json and per-seed candidates/pairs JSONL")
     return results
 

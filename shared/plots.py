@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from shared.atomic import atomic_writer  # noqa: E402
 
 DEFAULT_CURVES = ("loss", "rewards/accuracies", "rewards/margins")
 
@@ -31,11 +32,9 @@ def read_metrics_csv(paths: Sequence[str | Path]) -> dict[str, list[tuple[int, f
 
 
 def _save(fig, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_writer(out) as handle:
+        fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, out)
     return out
 
 

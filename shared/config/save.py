@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import textwrap
-import uuid
 from pathlib import Path
 from typing import Any
 
+from shared.atomic import write_text
 from shared.config.schema import Schema
 from shared.config.values import format_value, to_plain
 
@@ -58,14 +58,4 @@ def save_resolved(cfg: Any, run_dir: str | os.PathLike) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "config.yaml"
     text = to_yaml(cfg, header=f"Resolved {type(cfg).__name__} of this run; rerun it with --config {path}")
-    tmp = run_dir / f".config.yaml.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, text)

@@ -1,4 +1,4 @@
-"""Atomic writes for the loop's JSON, CSV and PNG files, and removal of temp files a killed run left."""
+"""The loop's file operations: atomic writes (from shared.atomic), whole-folder swaps, temp-file sweeps."""
 
 from __future__ import annotations
 
@@ -9,31 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-# Same pattern as shared.records.write_jsonl's temp files, so one sweep removes both kinds.
-TEMP_GLOB = ".*.tmp"
-
-
-def write_bytes(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` atomically: temp file in the same folder, fsync, os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
-
-
-def write_json(path: Path, obj: Any) -> Path:
-    """Write `obj` as indented JSON atomically (NaN and infinity refused)."""
-    return write_bytes(path, (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode("utf-8"))
+from shared.atomic import TEMP_GLOB, fsync_dir, write_bytes, write_json  # noqa: F401  (re-exported for the loop)
 
 
 def read_json(path: Path) -> Any:
@@ -65,17 +41,3 @@ def remove_temp_files(folders: list[Path]) -> list[Path]:
                 path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable, where the platform can open a folder."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -15,12 +15,12 @@ import inspect
 import typing
 from collections.abc import Iterator
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
 
 from shared.losses import DenoisingErrors, DenoisingPairErrors, LossOutput, get_loss, list_losses
+from shared.modules.base import StepModule
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 REFERENCES = ("auto", "frozen_copy", "adapter_disabled")
@@ -84,7 +84,7 @@ class _FrozenUNet(torch.nn.Module):
         return self.model(*args, **kwargs)
 
 
-class DiffusionPreferenceModule(L.LightningModule):
+class DiffusionPreferenceModule(StepModule):
     """Train a conditional UNet with a registered `diffusion` loss against a frozen reference.
 
     Pair batches: {"chosen", "rejected": (B, C, H, W), "encoder_hidden_states": (B, S, D),
@@ -182,7 +182,10 @@ class DiffusionPreferenceModule(L.LightningModule):
         entropy = [self.seed, ("train", "val").index(stage), self.global_rank, step, batch_idx]
         return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]))
 
-    def _step(self, batch: dict[str, Tensor], batch_idx: int, stage: str) -> Tensor:
+    def trainable_module(self) -> torch.nn.Module:
+        return self.unet
+
+    def _step(self, batch: dict[str, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         errors = self.errors(batch, self.step_generator(stage, batch_idx))
         out = self.loss_spec(errors, **self.loss_kwargs)
         metrics = {"loss": out.loss.detach(), **_reward_metrics(out, errors), **out.metrics}
@@ -190,19 +193,8 @@ class DiffusionPreferenceModule(L.LightningModule):
             if hasattr(errors, name):
                 metrics[f"errors/{name}"] = getattr(errors, name).detach().mean()
         size = errors.policy.numel() if self.unpaired else errors.policy_chosen.numel()
-        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=size, prog_bar=False,
-                      on_step=stage == "train", on_epoch=stage != "train", sync_dist=stage != "train")
+        self.log_metrics(metrics, stage, batch_size=size)
         return out.loss
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, batch_idx, "train")
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, batch_idx, "val")
-
-    def configure_optimizers(self):
-        params = [p for p in self.unet.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
 
 
 def _require(batch: dict[str, Tensor], key: str) -> Tensor:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from shared.logprobs import collate_packed, token_logps
 from shared.losses import GroupTerms, get_loss, group_advantages
+from shared.modules.base import StepModule
 from shared.modules.data import encode_prompt
 from shared.rewards import Reward
 
 
-class GroupRLModule(L.LightningModule):
+class GroupRLModule(StepModule):
     """GRPO-style online training on batches of prompts (a DataLoader with collate_fn=list).
 
     Each step: sample `group_size` completions per prompt with the current policy, score them with
@@ -68,7 +68,7 @@ class GroupRLModule(L.LightningModule):
             texts.append(self.tokenizer.decode(completion, skip_special_tokens=True))
         return prompt_ids, completions, texts
 
-    def training_step(self, prompts: list, batch_idx: int) -> Tensor:
+    def _step(self, prompts: list, stage: str, batch_idx: int = 0) -> Tensor:
         prompt_ids, completions, texts = self.sample(prompts)
         repeated = [p for p in prompts for _ in range(self.group_size)]
         scores = self.reward(repeated, texts)
@@ -84,9 +84,5 @@ class GroupRLModule(L.LightningModule):
         metrics = {"loss": out.loss.detach(), "reward/mean": rewards.mean(), "reward/std": rewards.std(),
                    "completions/mean_length": mask.sum(1).float().mean(),
                    "valid_fraction": torch.tensor([s.get("valid", 1.0) for s in scores]).mean(), **out.metrics}
-        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, batch_size=len(prompts))
+        self.log_metrics(metrics, stage, batch_size=len(prompts))
         return out.loss
-
-    def configure_optimizers(self):
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import Tensor
 
 from shared.logprobs import sequence_logps
 from shared.losses import ListTerms, PairTerms, get_loss
+from shared.modules.base import StepModule
 from shared.modules.reference import Reference
 
 
-class PreferenceModule(L.LightningModule):
+class PreferenceModule(StepModule):
     """Train a policy on pairs (PreferenceCollator) or ranked lists (RankedListCollator) with any registered
     pairwise, strength-aware or listwise loss.
 
@@ -54,7 +54,7 @@ class PreferenceModule(L.LightningModule):
             strength=batch.get("strength"), weight=batch.get("weight"),
         )
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def _step(self, batch: dict[str, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         terms = self.terms(batch)
         out = self.loss_spec(terms, **self.loss_kwargs)
         if isinstance(terms, ListTerms):
@@ -72,16 +72,6 @@ class PreferenceModule(L.LightningModule):
                 "rewards/margins": (out.chosen_rewards - out.rejected_rewards).mean(),
             })
         metrics.update(out.metrics)
-        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()}, batch_size=n, prog_bar=False,
-                      on_step=stage == "train", on_epoch=stage != "train", sync_dist=stage != "train")
+        self.log_metrics(metrics, stage, batch_size=n)
         return out.loss
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

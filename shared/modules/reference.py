@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
+from shared.atomic import atomic_writer
 from shared.logprobs import SequenceLogps, sequence_logps, token_logps
 
 
@@ -136,10 +136,8 @@ def precompute_reference(model: torch.nn.Module, items: Sequence, collate, *, ba
             values.extend(collate.split_reference(chunk, logps))
     model.train(was_training)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save(values, tmp)
-        os.replace(tmp, cache)
+        with atomic_writer(cache) as handle:
+            torch.save(values, handle)
     return [item.with_reference(v) for item, v in zip(items, values)]
 
 

@@ -6,12 +6,12 @@ simulator: a causal LM's decoder plus a scalar head read at each sequence's last
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from shared.logprobs import _backbone_and_head
+from shared.modules.base import StepModule
 
 
 def last_token_index(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -43,7 +43,7 @@ class RewardModel(torch.nn.Module):
         return self.head(hidden[rows, columns].float()).squeeze(-1)
 
 
-class RewardModelModule(L.LightningModule):
+class RewardModelModule(StepModule):
     """Bradley-Terry training: loss = -log sigma(r(x, y_w) - r(x, y_l) - m), m the optional pair margin.
 
     Batches come from PreferenceCollator (chosen sequences first, then rejected). With
@@ -58,7 +58,10 @@ class RewardModelModule(L.LightningModule):
         self.lr, self.weight_decay, self.use_margin = lr, weight_decay, use_margin
         self.save_hyperparameters(ignore=["reward_model"])
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def trainable_module(self) -> torch.nn.Module:
+        return self.reward_model
+
+    def _step(self, batch: dict[str, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         n = int(batch["num_pairs"])
         rewards = self.reward_model(batch)
         gap = rewards[:n] - rewards[n:]
@@ -66,17 +69,7 @@ class RewardModelModule(L.LightningModule):
             raise ValueError("RewardModelModule(use_margin=True): the batch's pairs carry no 'margin'")
         margin = batch["margin"] if self.use_margin else torch.zeros_like(gap)
         loss = -F.logsigmoid(gap - margin).mean()
-        self.log_dict({f"{stage}/loss": loss.detach(), f"{stage}/accuracy": (gap > 0).float().mean(),
-                       f"{stage}/reward_gap": gap.detach().mean()}, batch_size=n, on_step=stage == "train",
-                      on_epoch=stage != "train", sync_dist=stage != "train")
+        self.log_metrics({"loss": loss.detach(), "accuracy": (gap > 0).float().mean(),
+                          "reward_gap": gap.detach().mean()}, stage, batch_size=n)
         return loss
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        params = [p for p in self.reward_model.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from shared.logprobs import collate_packed, collate_padded, sequence_logps
+from shared.modules.base import StepModule
 from shared.modules.data import encode_completion, encode_prompt
 
 
@@ -34,7 +34,7 @@ class SFTCollator:
         return collate_packed(items) if self.packed else collate_padded(items, self.pad_id)
 
 
-class SFTModule(L.LightningModule):
+class SFTModule(StepModule):
     """Fine-tune a causal LM on completions: loss = -(sum of completion-token log-probs) / (completion tokens)."""
 
     def __init__(self, policy: torch.nn.Module, *, lr: float = 1e-4, weight_decay: float = 0.0):
@@ -43,20 +43,10 @@ class SFTModule(L.LightningModule):
         self.lr, self.weight_decay = lr, weight_decay
         self.save_hyperparameters(ignore=["policy"])
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def _step(self, batch: dict[str, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         scored = sequence_logps(self.policy, batch)
         tokens = scored.lengths.sum().clamp(min=1)
         loss = -scored.logps.sum() / tokens
-        self.log(f"{stage}/loss", loss.detach(), batch_size=scored.logps.numel(), on_step=stage == "train",
-                 on_epoch=stage != "train", sync_dist=stage != "train")
+        self.log_metrics({"loss": loss.detach()}, stage, batch_size=scored.logps.numel())
         return loss
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
-
-    def configure_optimizers(self):
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

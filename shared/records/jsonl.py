@@ -5,11 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from shared.atomic import atomic_writer
 from shared.records.types import RecordError
 
 R = TypeVar("R")
@@ -57,41 +57,15 @@ def _to_dict(record: Any) -> Mapping[str, Any]:
 def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> Path:
     """Write records atomically (temp file, fsync, rename) and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    # os.open with 0o666 lets the umask decide permissions, as a plain open() would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            # mtime=0 keeps gzip output byte-identical across runs.
-            stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
-            for lineno, record in enumerate(records, start=1):
-                try:
-                    line = json.dumps(_to_dict(record), ensure_ascii=False, allow_nan=False)
-                except (TypeError, ValueError) as exc:
-                    raise RecordError(f"{path}:{lineno}: cannot serialise record: {exc}") from None
-                stream.write(line.encode("utf-8") + b"\n")
-            if stream is not raw:
-                stream.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_writer(path) as raw:
+        # mtime=0 keeps gzip output byte-identical across runs.
+        stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
+        for lineno, record in enumerate(records, start=1):
+            try:
+                line = json.dumps(_to_dict(record), ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise RecordError(f"{path}:{lineno}: cannot serialise record: {exc}") from None
+            stream.write(line.encode("utf-8") + b"\n")
+        if stream is not raw:
+            stream.close()
     return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
