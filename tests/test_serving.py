@@ -297,3 +297,46 @@ def test_hf_generator_chat_template_and_seeded_sampling(tiny_lm):
     first = generator.generate(["the cat", "a dog"], temperature=1.5, top_p=0.95, seed=3)
     assert generator.generate(["the cat", "a dog"], temperature=1.5, top_p=0.95, seed=3) == first
     assert torch.equal(torch.get_rng_state(), rng_before)
+
+
+def test_cli_serves_a_saved_model_folder_over_http(tmp_path):
+    """python -m shared.serving --model FOLDER answers /health and /generate, and refuses a bad folder."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from shared.models import ModelSpec, load_policy, save_policy
+
+    model, tok = load_policy(ModelSpec(seed=0))
+    save_policy(model, tok, tmp_path / "model")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "shared.serving", "--model", str(tmp_path / "model"),
+                             "--port", str(port), "--max-new-tokens", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    assert json.loads(r.read())["status"] == "ok"
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.time() < deadline, "server did not come up"
+                time.sleep(0.3)
+        req = urllib.request.Request(url + "/generate", data=json.dumps({"prompts": ["say abc:", "hi"]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            outputs = json.loads(r.read())["outputs"]
+        assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    bad = subprocess.run([sys.executable, "-m", "shared.serving", "--model", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "not a folder" in bad.stderr
