@@ -42,7 +42,7 @@ from shared.pairs import best_vs_worst
 from shared.plots import plot_by_round, plot_training_curves
 from shared.records import Candidate, write_jsonl
 from shared.rewards import RewardFunction
-from shared.training import TrainerArgs, build_trainer, fit, make_loader
+from shared.training import TrainerArgs, build_trainer, fit, make_loader, quiet_lightning
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -178,6 +178,7 @@ def run_seed(cfg: DemoConfig, seed: int) -> dict:
     trainer_args = dict(accelerator="cpu", devices="1", progress_bar=False, seed=seed)
     every = lambda steps: max(1, min(10, steps // 5))  # noqa: E731  (short CI runs still log a curve)
 
+    print(f"seed {seed}: SFT, {cfg.sft.steps} steps on {len(train)} words", flush=True)
     torch.manual_seed(seed)
     policy, tok = load_policy(ModelSpec(**{**asdict(cfg.model), "lora": cfg.model.lora, "seed": seed}))
     sft_data = encode_sft([(prompt_of(w), " " + (w[0].upper() if rng.random() < 0.5 else w[0])) for w in train], tok)
@@ -196,6 +197,8 @@ def run_seed(cfg: DemoConfig, seed: int) -> dict:
     write_jsonl(out / "candidates.jsonl", candidates)
     write_jsonl(out / "pairs.jsonl", pairs)
 
+    print(f"seed {seed}: {len(pairs)} pairs from {len(candidates)} sampled answers; {cfg.dpo.loss}, "
+          f"{cfg.dpo.steps} steps", flush=True)
     module = PreferenceModule(policy, build_reference(cfg.dpo.reference, policy), loss=cfg.dpo.loss,
                               loss_kwargs={"beta": cfg.dpo.beta}, lr=cfg.dpo.lr)
     fit(build_trainer(TrainerArgs(max_steps=cfg.dpo.steps, gradient_clip_val=None, log_every_n_steps=every(cfg.dpo.steps),
@@ -216,6 +219,7 @@ def _mean_sd(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     cfg = parse_or_exit(DemoConfig, argv, description=__doc__, prog="python -m shared.demo")
+    quiet_lightning()
     save_resolved(cfg, cfg.run_dir)
     results = [run_seed(cfg, seed) for seed in cfg.seeds]
     table = [

@@ -18,6 +18,30 @@ from torch.utils.data import DataLoader, Sampler
 
 LOGGERS = ("csv", "tensorboard", "wandb", "mlflow", "none")
 
+# Messages that every CPU run prints and that say nothing about the run at hand.
+_NOISE = (
+    r".*`validation_step` but have no `val_dataloader`.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*`is_gradient_checkpointing` is deprecated.*",
+    r".*does not have many workers which may be a bottleneck.*",
+    r".*Found \d+ module\(s\) in eval mode.*",
+)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up banners (GPU/TPU availability, tips) and known harmless warnings.
+
+    Command-line entry points call this so that what they print is about the run; warnings that
+    concern the user's settings still show.
+    """
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in _NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+
 
 @dataclass
 class TrainerArgs:
