@@ -4,10 +4,12 @@ A batch holds (prompt_ids, completion_ids) sequences. Only positions that predic
 token are pushed through the LM head: the (tokens, vocab) logits exist for completion tokens
 alone, never the full (batch, time, vocab) tensor.
 
-Packing: all sequences are concatenated into one row with position ids restarting at 0 for each
-sequence and no attention mask; transformers then builds a block-diagonal causal mask (sdpa and
-eager attention; flash-attention does the same from the position ids), so no sequence attends to
-another and no compute is spent on padding.
+Packing: sequences are bin-packed into rows (by default no longer than the longest sequence),
+each row a concatenation with position ids restarting at 0 for each sequence and no attention
+mask; transformers then builds a block-diagonal causal mask (sdpa and eager attention;
+flash-attention does the same from the position ids), so no sequence attends to another and
+almost no compute is spent on padding. Bounding the row length keeps attention, whose cost grows
+with the square of the row length, no dearer than in a padded batch.
 """
 
 from __future__ import annotations
@@ -48,18 +50,50 @@ def collate_padded(examples: Sequence[Example], pad_id: int) -> dict[str, Tensor
     return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
 
 
-def collate_packed(examples: Sequence[Example]) -> dict[str, Tensor]:
-    """Return a packed batch: one row of input_ids, position_ids, completion_mask and segment_ids."""
-    ids, positions, completion, segments = [], [], [], []
-    for index, (prompt, comp) in enumerate(examples):
-        n = len(prompt) + len(comp)
-        ids.extend([*prompt, *comp])
-        positions.extend(range(n))
-        completion.extend([0] * len(prompt) + [1] * len(comp))
-        segments.extend([index] * n)
-    as_row = lambda xs: torch.tensor(xs, dtype=torch.long).unsqueeze(0)  # noqa: E731
-    return {"input_ids": as_row(ids), "position_ids": as_row(positions), "completion_mask": as_row(completion),
-            "segment_ids": as_row(segments)}
+def pack_rows(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
+    """Return rows of example indices, first-fit by decreasing length, each row's total <= row_tokens."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        for r, free in enumerate(room):
+            if lengths[index] <= free:
+                rows[r].append(index)
+                room[r] -= lengths[index]
+                break
+        else:
+            rows.append([index])
+            room.append(row_tokens - lengths[index])
+    return rows
+
+
+def collate_packed(examples: Sequence[Example], row_tokens: int | None = None, pad_id: int = 0) -> dict[str, Tensor]:
+    """Return a packed batch: input_ids, position_ids, completion_mask and segment_ids, each (rows, time).
+
+    Sequences are bin-packed into rows of at most `row_tokens` tokens (default: the longest
+    sequence, so attention never spans more than a padded batch would); position ids restart at
+    0 for every sequence, and segment_ids give each token's example index (-1 on row padding).
+    `row_tokens=0` puts everything in one row.
+    """
+    lengths = [len(p) + len(c) for p, c in examples]
+    capacity = sum(lengths) if row_tokens == 0 else max(row_tokens or 0, max(lengths))
+    rows = pack_rows(lengths, capacity)
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    completion = torch.zeros((len(rows), width), dtype=torch.long)
+    segments = torch.full((len(rows), width), -1, dtype=torch.long)
+    for r, row in enumerate(rows):
+        start = 0
+        for index in row:
+            prompt, comp = examples[index]
+            n = lengths[index]
+            ids[r, start:start + n] = torch.tensor([*prompt, *comp], dtype=torch.long)
+            positions[r, start:start + n] = torch.arange(n)
+            completion[r, start + len(prompt):start + n] = 1
+            segments[r, start:start + n] = index
+            start += n
+        positions[r, start:] = torch.arange(width - start)  # padding forms its own segment, never scored
+    return {"input_ids": ids, "position_ids": positions, "completion_mask": completion, "segment_ids": segments}
 
 
 def _backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -79,7 +113,7 @@ def _completion_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) ->
         segments = batch["segment_ids"]
         same_sequence = segments[:, 1:] == segments[:, :-1]
         num_sequences = int(segments.max()) + 1
-        owner = segments[:, 1:]
+        owner = segments[:, 1:].clamp(min=0)  # padding (-1) is never scored: completion_mask is 0 there
     else:
         same_sequence = torch.ones_like(input_ids[:, 1:], dtype=torch.bool)
         num_sequences = input_ids.size(0)
@@ -105,6 +139,8 @@ def sequence_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> Sequence
 def token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Return (per-token completion log-probs, mask), both (num_sequences, longest completion), left-aligned."""
     values, index, num_sequences = _completion_token_logps(model, batch)
+    order = torch.argsort(index, stable=True)  # packed rows hold sequences out of example order
+    values, index = values[order], index[order]
     lengths = torch.bincount(index, minlength=num_sequences)
     starts = torch.cumsum(lengths, 0) - lengths
     position = torch.arange(values.numel(), device=values.device) - starts[index]

@@ -86,3 +86,45 @@ def test_token_logps_sum_to_sequence_logps_and_are_left_aligned():
             assert mask.sum(1).tolist() == [len(c) for _, c in examples]
             assert all(mask[i, : len(c)].all() for i, (_, c) in enumerate(examples))
             torch.testing.assert_close((per_token * mask).sum(1), totals.logps, atol=1e-5, rtol=1e-6)
+
+
+def test_pack_rows_first_fit_decreasing_within_capacity():
+    from shared.logprobs import pack_rows
+
+    rows = pack_rows([5, 9, 3, 4, 2, 7], 10)
+    assert sorted(i for row in rows for i in row) == list(range(6))
+    assert all(sum([5, 9, 3, 4, 2, 7][i] for i in row) <= 10 for row in rows)
+    assert rows == [[1], [5, 2], [0, 3], [4]]  # 9 | 7+3 | 5+4 | 2
+
+
+@pytest.mark.parametrize("row_tokens", [None, 0, 40])
+def test_multi_row_packing_agrees_and_bounds_rows(row_tokens):
+    model, tok = load_policy(ModelSpec(seed=3))
+    model.eval()
+    examples = _examples(7, 9)
+    batch = collate_packed(examples, row_tokens=row_tokens, pad_id=tok.pad_token_id)
+    longest = max(len(p) + len(c) for p, c in examples)
+    if row_tokens is None:
+        assert batch["input_ids"].shape[1] == longest and batch["input_ids"].shape[0] > 1
+    if row_tokens == 0:
+        assert batch["input_ids"].shape[0] == 1
+    with torch.no_grad():
+        packed = sequence_logps(model, batch)
+        naive = _naive(model, examples)
+    torch.testing.assert_close(packed.logps, naive, atol=1e-5, rtol=1e-6)  # sums of ~100: float summation order
+
+
+def test_gpt2_packing_agrees_with_the_definition():
+    """The benchmark's GPT-2-style model honours packed position ids too."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=259, n_positions=128, n_embd=32, n_layer=2, n_head=4,
+                                       resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)).eval()
+    examples = _examples(8, 6)
+    with torch.no_grad():
+        packed = sequence_logps(model, collate_packed(examples))
+        padded = sequence_logps(model, collate_padded(examples, 0))
+        naive = _naive(model, examples)
+    torch.testing.assert_close(packed.logps, naive, atol=1e-5, rtol=1e-6)  # sums of ~100: float summation order
+    torch.testing.assert_close(padded.logps, naive, atol=1e-5, rtol=1e-6)  # sums of ~100: float summation order

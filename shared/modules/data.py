@@ -75,7 +75,7 @@ class PreferenceCollator:
 
     def __call__(self, items: Sequence[EncodedPair]) -> dict[str, Tensor]:
         sequences = [(i.prompt, i.chosen) for i in items] + [(i.prompt, i.rejected) for i in items]
-        batch = collate_packed(sequences) if self.packed else collate_padded(sequences, self.pad_id)
+        batch = collate_packed(sequences, pad_id=self.pad_id) if self.packed else collate_padded(sequences, self.pad_id)
         batch["num_pairs"] = torch.tensor(len(items))
         for name in ("weight", "strength", "margin"):
             values = [getattr(i, name) for i in items]
@@ -141,7 +141,7 @@ class RankedListCollator:
                 index[b, k] = len(sequences)
                 scores[b, k] = item.scores[k]
                 sequences.append((item.prompt, output))
-        batch = collate_packed(sequences) if self.packed else collate_padded(sequences, self.pad_id)
+        batch = collate_packed(sequences, pad_id=self.pad_id) if self.packed else collate_padded(sequences, self.pad_id)
         batch["list_index"], batch["list_scores"] = index, scores
         if all(i.ref is not None for i in items):
             batch["ref_logps"] = torch.tensor([v for i in items for v in i.ref])

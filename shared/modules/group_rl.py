@@ -74,7 +74,7 @@ class GroupRLModule(StepModule):
         scores = self.reward(repeated, texts)
         rewards = torch.tensor([s[self.reward_aspect] for s in scores], dtype=torch.float32, device=self.device)
         advantages = group_advantages(rewards, self.group_size, scale=self.advantage_scale)
-        batch = {k: v.to(self.device) for k, v in collate_packed(list(zip(prompt_ids, completions))).items()}
+        batch = {k: v.to(self.device) for k, v in collate_packed(list(zip(prompt_ids, completions)), pad_id=self.tokenizer.pad_token_id).items()}
         logps, mask = token_logps(self.policy, batch)
         ref = self.reference.token_logps(self.policy, batch) if self.reference is not None else None
         terms = GroupTerms(logps=logps, advantages=advantages, mask=mask, ref_logps=ref)

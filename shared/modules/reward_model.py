@@ -17,10 +17,15 @@ from shared.modules.base import StepModule
 def last_token_index(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Return (row, column) of each sequence's last token in a padded or packed batch."""
     if "segment_ids" in batch:
-        segments = batch["segment_ids"][0]
-        counts = torch.bincount(segments)
-        columns = torch.cumsum(counts, 0) - 1
-        return torch.zeros_like(columns), columns
+        segments = batch["segment_ids"]
+        num = int(segments.max()) + 1
+        rows = torch.arange(segments.size(0), device=segments.device)[:, None].expand_as(segments)
+        cols = torch.arange(segments.size(1), device=segments.device)[None, :].expand_as(segments)
+        real = segments >= 0
+        flat = (rows * segments.size(1) + cols)[real]
+        last = torch.full((num,), -1, dtype=torch.long, device=segments.device).scatter_reduce(
+            0, segments[real], flat, reduce="amax")
+        return last // segments.size(1), last % segments.size(1)
     columns = batch["attention_mask"].sum(1) - 1
     return torch.arange(columns.numel(), device=columns.device), columns
 

@@ -31,7 +31,7 @@ class SFTCollator:
         self.pad_id, self.packed = pad_id, packed
 
     def __call__(self, items):
-        return collate_packed(items) if self.packed else collate_padded(items, self.pad_id)
+        return collate_packed(items, pad_id=self.pad_id) if self.packed else collate_padded(items, self.pad_id)
 
 
 class SFTModule(StepModule):
