@@ -96,19 +96,117 @@ def collate_packed(examples: Sequence[Example], row_tokens: int | None = None, p
     return {"input_ids": ids, "position_ids": positions, "completion_mask": completion, "segment_ids": segments}
 
 
+def collate_shared_prefix(triples: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]],
+                          row_tokens: int | None = None, pad_id: int = 0) -> dict[str, Tensor]:
+    """Return a batch where each pair's prompt is computed once: blocks [prompt | chosen | rejected].
+
+    Within a block, chosen tokens attend to the prompt and earlier chosen tokens, rejected tokens
+    to the prompt and earlier rejected tokens (never to chosen); position ids restart at the
+    prompt's end for both completions, so each completion sees exactly what it would alone.
+    Blocks are bin-packed into rows like `collate_packed`. The batch carries a 4D additive
+    attention mask and explicit scoring indices (`score_from`: the flat position whose output
+    predicts the token, `score_at`: the token's own position, `score_target`, `score_owner`:
+    chosen of pair i is sequence i, rejected is sequence B + i), which `sequence_logps` and
+    `token_logps` use instead of shifting.
+    """
+    if any(len(p) == 0 for p, _, _ in triples):
+        raise ValueError("collate_shared_prefix: every pair needs a non-empty prompt (use collate_packed)")
+    n = len(triples)
+    lengths = [len(p) + len(c) + len(r) for p, c, r in triples]
+    rows = pack_rows(lengths, max(row_tokens or 0, max(lengths)))
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    allowed = torch.zeros((len(rows), width, width), dtype=torch.bool)
+    score_from, score_at, score_target, score_owner = [], [], [], []
+    for r, row in enumerate(rows):
+        start = 0
+        for index in row:
+            prompt, chosen, rejected = triples[index]
+            p, c, k = len(prompt), len(chosen), len(rejected)
+            ids[r, start:start + p + c + k] = torch.tensor([*prompt, *chosen, *rejected], dtype=torch.long)
+            positions[r, start:start + p + c + k] = torch.cat([torch.arange(p + c), torch.arange(p, p + k)])
+            causal = lambda m: torch.ones(m, m, dtype=torch.bool).tril()  # noqa: E731
+            ps, cs, rs = start, start + p, start + p + c
+            allowed[r, ps:ps + p, ps:ps + p] = causal(p)
+            allowed[r, cs:cs + c, ps:ps + p] = True
+            allowed[r, cs:cs + c, cs:cs + c] = causal(c)
+            allowed[r, rs:rs + k, ps:ps + p] = True
+            allowed[r, rs:rs + k, rs:rs + k] = causal(k)
+            base = r * width
+            for j in range(c):
+                score_from.append(base + cs + j - 1)
+                score_at.append(base + cs + j)
+                score_target.append(chosen[j])
+                score_owner.append(index)
+            for j in range(k):
+                score_from.append(base + (ps + p - 1 if j == 0 else rs + j - 1))
+                score_at.append(base + rs + j)
+                score_target.append(rejected[j])
+                score_owner.append(n + index)
+            start += p + c + k
+        allowed[r, start:, start:] = torch.eye(width - start, dtype=torch.bool)  # padding attends to itself only
+    return {"input_ids": ids, "position_ids": positions, "attention_mask_4d": allowed.unsqueeze(1),
+            "score_from": torch.tensor(score_from), "score_at": torch.tensor(score_at),
+            "score_target": torch.tensor(score_target),
+            "score_owner": torch.tensor(score_owner), "num_sequences": torch.tensor(2 * n)}
+
+
+def _compute_dtype(weight: Tensor) -> torch.dtype:
+    """Return the dtype activations have: the autocast dtype inside autocast, else the weights' dtype."""
+    device = weight.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+
+
+def _additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
+    """Turn a boolean (rows, 1, T, T) attention mask into the additive float mask transformers expects."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
 def _backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Return the decoder stack and the LM head of a causal LM (peft-wrapped or not)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return base.get_decoder(), base.get_output_embeddings()
 
 
+def hidden_states(backbone: torch.nn.Module, batch: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
+    """Return the decoder's last hidden states (rows, time, hidden) for a padded, packed or shared-prefix batch."""
+    if "attention_mask_4d" in batch:
+        kwargs = {"attention_mask": _additive_mask(batch["attention_mask_4d"], dtype), "position_ids": batch["position_ids"]}
+    elif "segment_ids" in batch:
+        kwargs = {"position_ids": batch["position_ids"]}
+    else:
+        kwargs = {"attention_mask": batch["attention_mask"]}
+    return backbone(input_ids=batch["input_ids"], use_cache=False, **kwargs).last_hidden_state
+
+
+def last_token_positions(batch: dict[str, Tensor]) -> Tensor:
+    """Return the flat (row * time + column) position of each sequence's last token, in sequence order."""
+    width = batch["input_ids"].size(1)
+    if "score_at" in batch:
+        owner, at = batch["score_owner"], batch["score_at"]
+        num = int(batch["num_sequences"])
+    elif "segment_ids" in batch:
+        segments = batch["segment_ids"].reshape(-1)
+        real = segments >= 0
+        owner, at = segments[real], torch.arange(segments.numel(), device=segments.device)[real]
+        num = int(segments.max()) + 1
+    else:
+        return torch.arange(batch["input_ids"].size(0), device=batch["input_ids"].device) * width + \
+            batch["attention_mask"].sum(1) - 1
+    return torch.full((num,), -1, dtype=torch.long, device=at.device).scatter_reduce(0, owner, at, reduce="amax")
+
+
 def _completion_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int]:
     """Return (log-prob of each completion token, its sequence index, number of sequences), in order."""
     backbone, head = _backbone_and_head(model)
     input_ids = batch["input_ids"]
+    hidden = hidden_states(backbone, batch, _compute_dtype(head.weight))
+    if "score_from" in batch:  # shared-prefix layout: explicit predictor positions
+        logits = head(hidden.reshape(-1, hidden.size(-1))[batch["score_from"]]).float()
+        token_logps = -F.cross_entropy(logits, batch["score_target"], reduction="none")
+        return token_logps, batch["score_owner"], int(batch["num_sequences"])
     packed = "segment_ids" in batch
-    kwargs = {"position_ids": batch["position_ids"]} if packed else {"attention_mask": batch["attention_mask"]}
-    hidden = backbone(input_ids=input_ids, use_cache=False, **kwargs).last_hidden_state
     if packed:
         segments = batch["segment_ids"]
         same_sequence = segments[:, 1:] == segments[:, :-1]

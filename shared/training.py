@@ -62,6 +62,7 @@ class TrainerArgs:
         checkpoint_every_n_steps: save `last.ckpt` every N steps (null: at the end of each epoch).
         progress_bar: show Lightning's progress bar.
         seed: seed for Python, NumPy and torch (and dataloader workers).
+        deterministic: use only deterministic kernels (slower; GPU runs need it for bit-exact repeats).
     """
 
     max_steps: int = 100
@@ -78,6 +79,7 @@ class TrainerArgs:
     checkpoint_every_n_steps: int | None = None
     progress_bar: bool = True
     seed: int = 0
+    deterministic: bool = False
 
 
 def _logger(kind: str, run_dir: Path):
@@ -120,7 +122,7 @@ def build_trainer(args: TrainerArgs, run_dir: str | Path, callbacks: list | None
         devices=_devices(args.devices), num_nodes=args.num_nodes, logger=_logger(args.logger, run_dir),
         log_every_n_steps=args.log_every_n_steps, callbacks=callbacks,
         enable_progress_bar=args.progress_bar, enable_model_summary=False, default_root_dir=run_dir,
-        deterministic="warn",
+        deterministic="warn" if args.deterministic else None,
     )
 
 

@@ -128,3 +128,50 @@ def test_gpt2_packing_agrees_with_the_definition():
         naive = _naive(model, examples)
     torch.testing.assert_close(packed.logps, naive, atol=1e-5, rtol=1e-6)  # sums of ~100: float summation order
     torch.testing.assert_close(padded.logps, naive, atol=1e-5, rtol=1e-6)  # sums of ~100: float summation order
+
+
+def _triples(seed: int, n: int = 5):
+    rng = random.Random(seed)
+    draw = lambda lo, hi: [rng.randrange(3, 259) for _ in range(rng.randint(lo, hi))]  # noqa: E731
+    return [(draw(1, 10), draw(1, 12), draw(1, 12)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_shared_prefix_layout_scores_each_completion_as_if_alone(attn):
+    from shared.logprobs import collate_shared_prefix, token_logps
+
+    model, tok = load_policy(ModelSpec(seed=1, attn_implementation=attn))
+    model.eval()
+    triples = _triples(0)
+    sequences = [(p, c) for p, c, _ in triples] + [(p, r) for p, _, r in triples]
+    shared = collate_shared_prefix(triples, pad_id=tok.pad_token_id)
+    assert shared["input_ids"].numel() < collate_padded(sequences, tok.pad_token_id)["input_ids"].numel()
+    with torch.no_grad():
+        got = sequence_logps(model, shared)
+        naive = _naive(model, sequences)
+        per_token, mask = token_logps(model, shared)
+    torch.testing.assert_close(got.logps, naive, atol=1e-5, rtol=1e-6)
+    assert got.lengths.tolist() == [len(s[1]) for s in sequences]
+    torch.testing.assert_close((per_token * mask).sum(1), naive, atol=1e-5, rtol=1e-6)
+
+
+def test_shared_prefix_gradients_match_packed():
+    from shared.logprobs import collate_shared_prefix
+
+    model, tok = load_policy(ModelSpec(seed=2, lora=LoraSpec(r=4)))
+    triples = _triples(1, 4)
+    sequences = [(p, c) for p, c, _ in triples] + [(p, r) for p, _, r in triples]
+    weights = torch.linspace(-1, 1, 2 * len(triples))
+    grads = []
+    for batch in (collate_shared_prefix(triples), collate_packed(sequences)):
+        model.zero_grad()
+        (sequence_logps(model, batch).logps * weights).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_shared_prefix_needs_a_prompt():
+    from shared.logprobs import collate_shared_prefix
+
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        collate_shared_prefix([([], [5], [6])])

@@ -51,9 +51,11 @@ def test_reward_model_learns_pair_order_and_reads_the_last_token(tmp_path):
     rm = RewardModel(lm)
     pairs = [Pair(prompt=f"q{i}:", chosen=" yes", rejected=" no") for i in range(8)]
     data = encode_pairs(pairs, tok)
-    packed, padded = PreferenceCollator(tok.pad_token_id, True)(data), PreferenceCollator(tok.pad_token_id, False)(data)
+    layouts = [PreferenceCollator(tok.pad_token_id, layout=name)(data) for name in ("padded", "packed", "shared_prefix")]
+    packed = layouts[1]
     with torch.no_grad():
-        torch.testing.assert_close(rm(packed), rm(padded), atol=1e-5, rtol=0)  # last token found in both layouts
+        for batch in layouts[1:]:
+            torch.testing.assert_close(rm(batch), rm(layouts[0]), atol=1e-5, rtol=0)  # last token found in each layout
     module = RewardModelModule(rm, lr=1e-2)
     _trainer(30, tmp_path).fit(module, DataLoader(data, batch_size=8, collate_fn=PreferenceCollator(tok.pad_token_id)))
     with torch.no_grad():

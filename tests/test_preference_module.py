@@ -32,6 +32,27 @@ def test_adapter_disabled_and_frozen_copy_give_the_same_step0_loss():
     assert losses[0].item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)  # policy == reference
 
 
+@pytest.mark.parametrize("layout", ["shared_prefix", "packed", "padded"])
+def test_every_layout_gives_the_same_loss(layout):
+    policy, tok = load_policy(ModelSpec(seed=6))
+    module = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="sigmoid")
+    with torch.no_grad():
+        policy.lm_head.weight.add_(0.01 * torch.randn_like(policy.lm_head.weight))
+        items = encode_pairs(PAIRS, tok)
+        reference = module.loss_spec(module.terms(PreferenceCollator(tok.pad_token_id, layout="padded")(items))).loss
+        loss = module.loss_spec(module.terms(PreferenceCollator(tok.pad_token_id, layout=layout)(items))).loss
+    torch.testing.assert_close(loss, reference, atol=1e-5, rtol=0)
+
+
+def test_auto_layout_switches_to_packed_for_long_blocks():
+    _, tok = load_policy(ModelSpec())
+    items = encode_pairs(PAIRS, tok)
+    assert "score_from" in PreferenceCollator(tok.pad_token_id)(items)
+    assert "segment_ids" in PreferenceCollator(tok.pad_token_id, shared_prefix_max_tokens=5)(items)
+    with pytest.raises(ValueError, match="layout 'dense'"):
+        PreferenceCollator(tok.pad_token_id, layout="dense")
+
+
 def test_precomputed_reference_matches_live_reference_and_packing_matches_padding():
     policy, tok = load_policy(ModelSpec(seed=6))
     live = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="ipo")

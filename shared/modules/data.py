@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from shared.logprobs import collate_packed, collate_padded
+from shared.logprobs import collate_packed, collate_padded, collate_shared_prefix
 from shared.records import Pair, RankedList
 
 
@@ -67,15 +67,40 @@ def encode_pairs(pairs: Sequence[Pair], tokenizer: PreTrainedTokenizerBase, max_
     return out
 
 
-class PreferenceCollator:
-    """Collate EncodedPairs into one batch holding all chosen then all rejected sequences."""
+LAYOUTS = ("auto", "shared_prefix", "packed", "padded")
 
-    def __init__(self, pad_id: int, packed: bool = True):
-        self.pad_id, self.packed = pad_id, packed
+
+class PreferenceCollator:
+    """Collate EncodedPairs into one batch scoring all chosen then all rejected sequences.
+
+    Layouts: "shared_prefix" computes each pair's prompt once ([prompt | chosen | rejected] with a
+    4D mask; the mask costs rows x T^2, and flash-attention cannot take it); "packed" puts chosen
+    and rejected in separate packed sequences (no padding, works with flash-attention's varlen
+    path); "padded" is the plain right-padded batch; "auto" (default) is shared_prefix while
+    blocks stay within `shared_prefix_max_tokens`, else packed.
+    """
+
+    def __init__(self, pad_id: int, packed: bool = True, layout: str = "auto", shared_prefix_max_tokens: int = 1024):
+        if layout not in LAYOUTS:
+            raise ValueError(f"PreferenceCollator: layout '{layout}' is not one of {', '.join(LAYOUTS)}")
+        self.pad_id, self.shared_prefix_max_tokens = pad_id, shared_prefix_max_tokens
+        self.layout = layout if packed else "padded"
+
+    def _layout(self, items: Sequence[EncodedPair]) -> str:
+        if self.layout != "auto":
+            return self.layout
+        longest = max(len(i.prompt) + len(i.chosen) + len(i.rejected) for i in items)
+        return "shared_prefix" if longest <= self.shared_prefix_max_tokens else "packed"
 
     def __call__(self, items: Sequence[EncodedPair]) -> dict[str, Tensor]:
+        layout = self._layout(items)
         sequences = [(i.prompt, i.chosen) for i in items] + [(i.prompt, i.rejected) for i in items]
-        batch = collate_packed(sequences, pad_id=self.pad_id) if self.packed else collate_padded(sequences, self.pad_id)
+        if layout == "shared_prefix":
+            batch = collate_shared_prefix([(i.prompt, i.chosen, i.rejected) for i in items], pad_id=self.pad_id)
+        elif layout == "packed":
+            batch = collate_packed(sequences, pad_id=self.pad_id)
+        else:
+            batch = collate_padded(sequences, self.pad_id)
         batch["num_pairs"] = torch.tensor(len(items))
         for name in ("weight", "strength", "margin"):
             values = [getattr(i, name) for i in items]

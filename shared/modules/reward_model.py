@@ -10,24 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from shared.logprobs import _backbone_and_head
+from shared.logprobs import _backbone_and_head, hidden_states, last_token_positions
 from shared.modules.base import StepModule
-
-
-def last_token_index(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Return (row, column) of each sequence's last token in a padded or packed batch."""
-    if "segment_ids" in batch:
-        segments = batch["segment_ids"]
-        num = int(segments.max()) + 1
-        rows = torch.arange(segments.size(0), device=segments.device)[:, None].expand_as(segments)
-        cols = torch.arange(segments.size(1), device=segments.device)[None, :].expand_as(segments)
-        real = segments >= 0
-        flat = (rows * segments.size(1) + cols)[real]
-        last = torch.full((num,), -1, dtype=torch.long, device=segments.device).scatter_reduce(
-            0, segments[real], flat, reduce="amax")
-        return last // segments.size(1), last % segments.size(1)
-    columns = batch["attention_mask"].sum(1) - 1
-    return torch.arange(columns.numel(), device=columns.device), columns
 
 
 class RewardModel(torch.nn.Module):
@@ -42,10 +26,9 @@ class RewardModel(torch.nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Return one reward per sequence of the batch."""
-        kwargs = {"position_ids": batch["position_ids"]} if "segment_ids" in batch else {"attention_mask": batch["attention_mask"]}
-        hidden = self.backbone(input_ids=batch["input_ids"], use_cache=False, **kwargs).last_hidden_state
-        rows, columns = last_token_index(batch)
-        return self.head(hidden[rows, columns].float()).squeeze(-1)
+        hidden = hidden_states(self.backbone, batch, self.head.weight.dtype)
+        last = hidden.reshape(-1, hidden.size(-1))[last_token_positions(batch)]
+        return self.head(last.float()).squeeze(-1)
 
 
 class RewardModelModule(StepModule):
