@@ -12,7 +12,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/dpo_vs_trl.py $(ARGS)
+
+bench-quick: setup
+	$(BIN)/python benchmarks/dpo_vs_trl.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
