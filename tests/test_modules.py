@@ -8,7 +8,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from shared.logprobs import sequence_logps
-from shared.losses import GroupTerms, get_loss
 from shared.models import LoraSpec, ModelSpec, load_policy
 from shared.modules import (
     GroupRLModule,
@@ -126,8 +125,3 @@ def test_group_rl_rejects_bad_settings():
         GroupRLModule(policy, tok, EvenCodepoints(), loss="sigmoid")
     with pytest.raises(ValueError, match="needs a reference"):
         GroupRLModule(policy, tok, EvenCodepoints(), loss="grpo", loss_kwargs={"beta": 0.1})
-
-
-def test_group_terms_shape_check_in_module_path():
-    with pytest.raises(Exception, match="advantages"):
-        get_loss("grpo")(GroupTerms(torch.zeros(2, 3), torch.zeros(4), torch.ones(2, 3)))

@@ -17,8 +17,8 @@ WORDS = ["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano"]
 PAIRS = [Pair(prompt=f"shout {w}:", chosen=f" {w.upper()}", rejected=f" {w}") for w in WORDS]
 
 
-def _batch(tok, packed=True):
-    return PreferenceCollator(tok.pad_token_id, packed=packed)(encode_pairs(PAIRS, tok))
+def _batch(tok, layout="auto"):
+    return PreferenceCollator(tok.pad_token_id, layout=layout)(encode_pairs(PAIRS, tok))
 
 
 def test_adapter_disabled_and_frozen_copy_give_the_same_step0_loss():
@@ -58,7 +58,7 @@ def test_precomputed_reference_matches_live_reference_and_packing_matches_paddin
     live = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="ipo")
     with torch.no_grad():
         policy.lm_head.weight.add_(0.01 * torch.randn_like(policy.lm_head.weight))  # policy moves away from reference
-    packed, padded = _batch(tok, True), _batch(tok, False)
+    packed, padded = _batch(tok, "packed"), _batch(tok, "padded")
     with torch.no_grad():
         packed["ref_logps"] = live.reference.logps(policy, packed)
         pre = PreferenceModule(policy, build_reference("precomputed", policy), loss="ipo")

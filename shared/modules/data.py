@@ -80,11 +80,10 @@ class PreferenceCollator:
     blocks stay within `shared_prefix_max_tokens`, else packed.
     """
 
-    def __init__(self, pad_id: int, packed: bool = True, layout: str = "auto", shared_prefix_max_tokens: int = 1024):
+    def __init__(self, pad_id: int, layout: str = "auto", shared_prefix_max_tokens: int = 1024):
         if layout not in LAYOUTS:
             raise ValueError(f"PreferenceCollator: layout '{layout}' is not one of {', '.join(LAYOUTS)}")
-        self.pad_id, self.shared_prefix_max_tokens = pad_id, shared_prefix_max_tokens
-        self.layout = layout if packed else "padded"
+        self.pad_id, self.layout, self.shared_prefix_max_tokens = pad_id, layout, shared_prefix_max_tokens
 
     def _layout(self, items: Sequence[EncodedPair]) -> str:
         if self.layout != "auto":

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from shared.atomic import atomic_writer
-from shared.logprobs import SequenceLogps, sequence_logps, token_logps
+from shared.logprobs import sequence_logps, token_logps
 
 
 class Reference(Protocol):
@@ -87,12 +87,6 @@ def build_reference(kind: str, policy: torch.nn.Module) -> Reference:
     if kind == "precomputed":
         return PrecomputedReference()
     raise ValueError(f"reference: '{kind}' is not one of frozen_copy, adapter_disabled, precomputed")
-
-
-def reference_logps_of(policy: torch.nn.Module, batch: dict[str, Tensor]) -> SequenceLogps:
-    """Return sequence log-probs for a batch without gradients (for precomputing a reference)."""
-    with torch.no_grad():
-        return sequence_logps(policy, batch)
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
