@@ -101,6 +101,26 @@ def test_group_rl_step_matches_the_registered_loss():
     assert loss.item() == pytest.approx(0.0, abs=1e-5)
 
 
+class ContextLength(RewardFunction):
+    """1 when the completion is exactly `context["length"]` characters long, else 0."""
+
+    aspects = ("total",)
+
+    def score(self, prompt, output, context):
+        return {"total": float(len(output) == context["length"])}
+
+
+def test_group_rl_passes_each_items_context_to_the_reward():
+    policy, tok = load_policy(ModelSpec(seed=16))
+    module = GroupRLModule(policy, tok, ContextLength(), None, loss="grpo", group_size=3, max_new_tokens=4)
+    seen = []
+    original = module.reward.score
+    module.reward.score = lambda p, o, c: (seen.append((p, c["length"])), original(p, o, c))[1]
+    module.training_step([{"prompt": "ab", "context": {"length": 2}}, {"prompt": "xyz", "context": {"length": 7}}], 0)
+    assert seen == [("ab", 2)] * 3 + [("xyz", 7)] * 3
+    assert [s["prompt"] for s in module.last_samples] == ["ab"] * 3 + ["xyz"] * 3
+
+
 def test_group_rl_raises_mean_reward(tmp_path):
     torch.manual_seed(0)
     policy, tok = load_policy(ModelSpec(seed=15))

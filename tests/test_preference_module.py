@@ -102,8 +102,10 @@ def test_lightning_fit_raises_reward_accuracy_and_margin(tmp_path):
 
 def test_wrong_loss_family_and_bad_reference_are_clear():
     policy, _ = load_policy(ModelSpec())
-    with pytest.raises(ValueError, match="'kto' is a unpaired loss"):
-        PreferenceModule(policy, None, loss="kto")
+    with pytest.raises(ValueError, match="'grpo' is a group loss"):
+        PreferenceModule(policy, None, loss="grpo")
+    with pytest.raises(ValueError, match="mismatched KL batches"):
+        PreferenceModule(policy, None, loss="kto", loss_kwargs={"reference_point": "mismatched"})
     with pytest.raises(ValueError, match="needs a LoRA"):
         build_reference("adapter_disabled", policy).logps(policy, {})
     with pytest.raises(ValueError, match="'frozen' is not one of"):
@@ -193,3 +195,20 @@ def test_soft_sync_callback_runs_during_fit(tmp_path):
     trainer.fit(module, loader)
     for a, b in zip(module.reference.model.parameters(), policy.parameters()):
         torch.testing.assert_close(a, b)  # hard sync at step 3 = the policy after its last update
+
+
+def test_kto_reads_pairs_as_desirable_and_undesirable_samples():
+    policy, tok = load_policy(ModelSpec(seed=6, lora=LoraSpec(r=4)))
+    module = PreferenceModule(policy, build_reference("adapter_disabled", policy), loss="kto",
+                              loss_kwargs={"beta": 0.5})
+    batch = _batch(tok)
+    with torch.no_grad():  # push the adapter away from zero so rho differs per sample
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    terms = module.terms(batch)
+    rho_c = terms.chosen_logps - terms.ref_chosen_logps
+    rho_r = terms.rejected_logps - terms.ref_rejected_logps
+    z0 = torch.cat([rho_c, rho_r]).mean().clamp(min=0).detach()
+    expected = torch.cat([1 - torch.sigmoid(0.5 * (rho_c - z0)), 1 - torch.sigmoid(0.5 * (z0 - rho_r))]).mean()
+    torch.testing.assert_close(module._step(batch, "val"), expected, atol=1e-6, rtol=0)

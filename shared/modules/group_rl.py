@@ -23,6 +23,8 @@ class GroupRLModule(StepModule):
     group advantages, and minimise a registered group loss (grpo, bnpo, dr_grpo, dapo) with an
     optional k3 KL to the reference (loss_kwargs beta > 0 needs a reference). One policy update
     per generation, so the sampling policy is the current one (old_logps = logps.detach()).
+    A batch item is a prompt (text or chat messages) or a dict {"prompt": ..., "context": {...}}
+    whose context reaches the reward with each of the prompt's completions (e.g. a task id).
     The last step's samples and rewards are kept in `last_samples` for logging or writing.
     """
 
@@ -68,10 +70,12 @@ class GroupRLModule(StepModule):
             texts.append(self.tokenizer.decode(completion, skip_special_tokens=True))
         return prompt_ids, completions, texts
 
-    def _step(self, prompts: list, stage: str, batch_idx: int = 0) -> Tensor:
+    def _step(self, items: list, stage: str, batch_idx: int = 0) -> Tensor:
+        prompts = [i["prompt"] if isinstance(i, dict) else i for i in items]
+        contexts = [dict(i.get("context") or {}) if isinstance(i, dict) else {} for i in items]
         prompt_ids, completions, texts = self.sample(prompts)
         repeated = [p for p in prompts for _ in range(self.group_size)]
-        scores = self.reward(repeated, texts)
+        scores = self.reward(repeated, texts, [c for c in contexts for _ in range(self.group_size)])
         rewards = torch.tensor([s[self.reward_aspect] for s in scores], dtype=torch.float32, device=self.device)
         advantages = group_advantages(rewards, self.group_size, scale=self.advantage_scale)
         batch = {k: v.to(self.device) for k, v in collate_packed(list(zip(prompt_ids, completions)), pad_id=self.tokenizer.pad_token_id).items()}

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import Tensor
 
 from shared.logprobs import sequence_logps
-from shared.losses import ListTerms, PairTerms, get_loss
+from shared.losses import ListTerms, PairTerms, UnpairedTerms, get_loss
 from shared.modules.base import StepModule
 from shared.modules.reference import Reference
 
 
 class PreferenceModule(StepModule):
     """Train a policy on pairs (PreferenceCollator) or ranked lists (RankedListCollator) with any registered
-    pairwise, strength-aware or listwise loss.
+    pairwise, strength-aware, listwise or unpaired loss.
+
+    An unpaired loss (KTO) reads each pair as two labelled samples, chosen desirable and rejected
+    undesirable, as TRL's `unpair_preference_dataset` does. Its reference point must come from the
+    batch itself (`reference_point="batch"` or "zero"): mismatched-completion KL batches are not built.
 
     One forward scores every sequence of the batch together (packed by default). Logs TRL's metric names:
     loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen,
@@ -26,10 +32,15 @@ class PreferenceModule(StepModule):
         self.policy = policy
         self.reference = reference
         self.loss_spec = get_loss(loss)
-        if self.loss_spec.family not in ("pairwise", "strength", "listwise"):
+        if self.loss_spec.family not in ("pairwise", "strength", "listwise", "unpaired"):
             raise ValueError(f"loss '{loss}' is a {self.loss_spec.family} loss; PreferenceModule trains pairwise, "
-                             "strength-aware and listwise losses")
+                             "strength-aware, listwise and unpaired losses")
         self.loss_kwargs = dict(loss_kwargs or {})
+        if "reference_point" in inspect.signature(self.loss_spec.fn).parameters:
+            self.loss_kwargs.setdefault("reference_point", "batch")
+            if self.loss_kwargs["reference_point"] == "mismatched":
+                raise ValueError(f"loss '{loss}': PreferenceModule does not build mismatched KL batches; "
+                                 "use reference_point='batch' or 'zero'")
         self.lr, self.weight_decay = lr, weight_decay
         self.save_hyperparameters(ignore=["policy", "reference"])
 
@@ -56,7 +67,7 @@ class PreferenceModule(StepModule):
 
     def _step(self, batch: dict[str, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         terms = self.terms(batch)
-        out = self.loss_spec(terms, **self.loss_kwargs)
+        out = self.loss_spec(self._unpaired(terms) if self.loss_spec.family == "unpaired" else terms, **self.loss_kwargs)
         if isinstance(terms, ListTerms):
             n, chosen_logps = terms.logps.size(0), terms.logps[:, 0]
             last = terms.valid().long().cumsum(1).argmax(1)
@@ -72,6 +83,18 @@ class PreferenceModule(StepModule):
                 "rewards/margins": (out.chosen_rewards - out.rejected_rewards).mean(),
             })
         metrics.update(out.metrics)
+
         self.log_metrics(metrics, stage, batch_size=n)
         return out.loss
 
+
+    @staticmethod
+    def _unpaired(terms: PairTerms) -> UnpairedTerms:
+        """Return a pair batch as labelled samples: chosen desirable, rejected undesirable."""
+        if terms.ref_chosen_logps is None:
+            raise ValueError("unpaired losses need a reference")
+        n = terms.chosen_logps.numel()
+        desirable = torch.cat([torch.ones(n), torch.zeros(n)]).to(terms.chosen_logps.device)
+        return UnpairedTerms(logps=torch.cat([terms.chosen_logps, terms.rejected_logps]),
+                             ref_logps=torch.cat([terms.ref_chosen_logps, terms.ref_rejected_logps]),
+                             desirable=desirable)
