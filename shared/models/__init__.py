@@ -7,6 +7,7 @@ from shared.models.loading import (
     attach_lora,
     load_policy,
     load_saved_policy,
+    merge_adapter,
     save_policy,
     smollm2_location,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "byte_tokenizer",
     "load_policy",
     "load_saved_policy",
+    "merge_adapter",
     "save_policy",
     "smollm2_location",
 ]

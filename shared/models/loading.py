@@ -158,6 +158,11 @@ def attach_lora(model: torch.nn.Module, lora: LoraSpec) -> torch.nn.Module:
     return get_peft_model(model, config)
 
 
+def merge_adapter(model: torch.nn.Module) -> torch.nn.Module:
+    """Return the model with its LoRA adapter folded into the base weights (a plain model), or the model as is."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
 def save_policy(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> Path:
     """Write a save_pretrained folder (a peft adapter folder for LoRA models) with the tokenizer."""
     folder = Path(folder)

@@ -1,0 +1,51 @@
+"""Batched sampling from a causal LM for the sample step of every app: prompts in, texts out.
+
+Prompts are plain text or chat messages (rendered with the chat template and its generation
+prompt, as the training collators encode them), left-padded per batch. Completions stop at the
+tokenizer's EOS; special tokens are removed from the returned text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from shared.modules.data import encode_prompt
+
+
+def sample_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence, *, samples: int = 1,
+                 temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 128, batch_size: int = 16,
+                 seed: int | None = None) -> list[list[str]]:
+    """Return `samples` completions per prompt (greedy when temperature is 0; then samples must be 1).
+
+    `batch_size` counts sequences (prompts x samples) per `generate` call. With `seed`, sampling is
+    reproducible and the caller's global RNG state is left as it was.
+    """
+    if temperature <= 0 and samples != 1:
+        raise ValueError("greedy decoding (temperature 0) gives one completion per prompt; set samples=1")
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    per_call = max(1, batch_size // samples)
+    was_training = model.training
+    model.eval()
+    out: list[list[str]] = []
+    try:
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
+            for start in range(0, len(encoded), per_call):
+                chunk = encoded[start:start + per_call]
+                width = max(map(len, chunk))
+                ids = torch.tensor([[pad] * (width - len(e)) + e for e in chunk], device=model.device)
+                mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in chunk], device=model.device)
+                sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+                generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                           num_return_sequences=samples, pad_token_id=pad, eos_token_id=eos, **sampling)
+                rows = generated[:, width:].tolist()
+                texts = [tokenizer.decode(r[:r.index(eos)] if eos in r else r, skip_special_tokens=True) for r in rows]
+                out.extend(texts[i:i + samples] for i in range(0, len(texts), samples))
+    finally:
+        model.train(was_training)
+    return out
