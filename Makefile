@@ -12,7 +12,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: setup demo test bench bench-quick clean
+.PHONY: setup demo codegen test bench bench-quick bench-sandbox bench-sandbox-quick clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/python -m shared.demo $(ARGS)
 
+# The codegen app on its embedded default (SmolLM2-135M-Instruct + LoRA, SFT then DSTC); CONFIG picks the recipe.
+CONFIG ?= configs/codegen/dstc.yaml
+codegen: setup
+	$(BIN)/python -m apps.codegen.train --config $(CONFIG) $(ARGS)
+
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)
 
@@ -36,6 +41,12 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/python benchmarks/dpo_vs_trl.py --quick
+
+bench-sandbox: setup
+	$(BIN)/python benchmarks/sandbox_throughput.py $(ARGS)
+
+bench-sandbox-quick: setup
+	$(BIN)/python benchmarks/sandbox_throughput.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

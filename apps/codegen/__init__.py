@@ -1,0 +1,1 @@
+"""Code generation aligned with self-generated tests (DSTC) and Posterior-GRPO."""

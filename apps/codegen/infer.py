@@ -1,0 +1,84 @@
+"""Generate code with a trained (or the base) model, or serve it over HTTP.
+
+    python -m apps.codegen.infer --model runs/codegen/dstc --prompt $'def add(a, b):\\n    "Return a + b."'
+    python -m apps.codegen.infer serve --model runs/codegen/dstc --port 8000
+    curl -s localhost:8000/generate -H 'content-type: application/json' \\
+         -d '{"prompts": ["def is_even(n):\\n    \\"Return True when n is even.\\""]}'
+
+A prompt is a function stub (signature and docstring) or a plain request; it is wrapped in the
+instruction the model was trained with (`--mode code` or `reasoning`; a run folder knows its own).
+Each output is {"completion": raw text, "code": the extracted function or null}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+from apps.codegen.loading import resolve_model
+from apps.codegen.parsing import extract_function, strip_think
+from apps.codegen.prompts import code_prompt, reasoning_prompt
+from shared.models import load_policy
+from shared.serving import HFTextGenerator
+from shared.serving.cli import add_serve_args, serve, serve_kwargs
+
+PROG = "python -m apps.codegen.infer"
+_DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.M)
+
+
+class CodegenGenerator:
+    """Wraps each prompt in the codegen instruction, generates, and returns the completion and its function."""
+
+    def __init__(self, model, tokenizer, *, mode: str = "code", max_new_tokens: int = 256):
+        self.text = HFTextGenerator(model, tokenizer, max_new_tokens=max_new_tokens, chat=True, name="codegen")
+        self.accepted_params = self.text.accepted_params
+        self.mode, self.name = mode, "codegen"
+
+    def instruction(self, prompt: str) -> str:
+        """Return the user message for a stub (or a plain request) in this generator's mode."""
+        wrap = reasoning_prompt if self.mode == "reasoning" else code_prompt
+        return wrap(SimpleNamespace(prompt=prompt, entry_point=""))[0]["content"]
+
+    def generate(self, prompts: list[str], **params: Any) -> list[dict]:
+        texts = self.text.generate([self.instruction(p) for p in prompts], **params)
+        out = []
+        for prompt, text in zip(prompts, texts):
+            match = _DEF.search(prompt)
+            _, rest = strip_think(text) if self.mode == "reasoning" else (None, text)
+            out.append({"completion": text, "code": extract_function(rest, match.group(1)) if match else None})
+        return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    serving = bool(argv) and argv[0] == "serve"
+    parser = argparse.ArgumentParser(prog=PROG + (" serve" if serving else ""), description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2", help="smollm2, a training run folder or a save_pretrained folder")
+    parser.add_argument("--mode", choices=["code", "reasoning"], help="instruction format (default: the run's)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    if serving:
+        add_serve_args(parser)
+    else:
+        parser.add_argument("--prompt", required=True, help="a function stub or a request")
+        parser.add_argument("--temperature", type=float, default=0.0)
+        parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv[1:] if serving else argv)
+    try:
+        spec, run_mode = resolve_model(args.model)
+    except ValueError as exc:
+        parser.error(str(exc))
+    model, tok = load_policy(spec)
+    generator = CodegenGenerator(model, tok, mode=args.mode or run_mode or "code", max_new_tokens=args.max_new_tokens)
+    if serving:
+        serve(generator, **serve_kwargs(args))
+        return
+    print(json.dumps(generator.generate([args.prompt], temperature=args.temperature, seed=args.seed)[0], indent=2))
+
+
+if __name__ == "__main__":
+    main()
