@@ -62,3 +62,19 @@ class ReasoningScorer:
             batch = collate_packed(items[start:start + self.batch_size], pad_id=tok.pad_token_id)
             out.extend(torch.sigmoid(self.model(batch)).tolist())
         return out
+
+
+def pair_accuracy(scorer: ReasoningScorer, pairs: Sequence[Pair]) -> dict[str, float]:
+    """Return the fraction of pairs whose chosen trace the scorer ranks above the rejected one, overall and by kind."""
+    from apps.codegen.parsing import strip_think
+
+    inner = lambda text: strip_think(text)[0] or ""  # noqa: E731  (pairs hold whole think blocks)
+    chosen = scorer([p.prompt for p in pairs], [inner(p.chosen) for p in pairs])
+    rejected = scorer([p.prompt for p in pairs], [inner(p.rejected) for p in pairs])
+    right: dict[str, list[bool]] = {}
+    for p, c, r in zip(pairs, chosen, rejected):
+        right.setdefault(p.metadata.get("kind", "all"), []).append(c > r)
+    out = {f"accuracy/{kind}": sum(v) / len(v) for kind, v in sorted(right.items())}
+    flat = [x for v in right.values() for x in v]
+    out["accuracy"] = sum(flat) / len(flat) if flat else float("nan")
+    return out

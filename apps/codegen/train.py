@@ -30,7 +30,7 @@ from apps.codegen.dstc import build_pairs, sample_candidates, score_candidates
 from apps.codegen.evaluation import generate_and_score, summarize
 from apps.codegen.prompts import code_prompt, reasoning_prompt, test_prompt
 from apps.codegen.reasoning import format_completion, reasoning_pairs
-from apps.codegen.reasoning_rm import ReasoningScorer, train_reward_model
+from apps.codegen.reasoning_rm import ReasoningScorer, pair_accuracy, train_reward_model
 from apps.codegen.reward import CodeReward
 from shared.atomic import write_json
 from shared.config import parse_or_exit, save_resolved
@@ -198,6 +198,10 @@ def run_grpo(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: 
                                        batch_size=cfg.reward_model.batch_size, lora_r=cfg.reward_model.lora_r,
                                        trainer=cfg.trainer, seed=cfg.seed)
         scorer = ReasoningScorer(rm_folder, _spec_of(cfg, start))
+        accuracy = pair_accuracy(scorer, reasoning_pairs(heldout, 1, cfg.seed + 1))
+        write_json(rm_folder / "heldout_accuracy.json", accuracy)
+        print(f"reasoning reward model: held-out pair accuracy {accuracy['accuracy']:.3f} "
+              + " ".join(f"{k.split('/')[1]} {v:.2f}" for k, v in accuracy.items() if "/" in k), flush=True)
     reward = OutcomeGate(CodeReward(train, _limits(cfg), workers=_workers(cfg), reasoning=True, reasoning_scorer=scorer),
                          gate=g.posterior)
     policy, tok = load_policy(_spec_of(cfg, start))

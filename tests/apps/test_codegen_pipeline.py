@@ -50,6 +50,8 @@ def test_posterior_grpo_pipeline(tmp_path):
                            "grpo.group_size=3", f"run_dir={run}"])
     assert summary["mode"] == "reasoning"
     assert (run / "reward_model" / "head.pt").is_file()
+    accuracy = json.loads((run / "reward_model" / "heldout_accuracy.json").read_text())
+    assert 0.0 <= accuracy["accuracy"] <= 1.0 and {"accuracy/factual", "accuracy/logic", "accuracy/coherence"} <= set(accuracy)
     rows = [json.loads(line) for f in sorted((run / "grpo" / "samples").glob("*.jsonl")) for line in f.read_text().splitlines()]
     assert len(rows) == 2 * 2 * 3 and all({"completion", "reward", "advantage"} <= set(r) for r in rows)
 
