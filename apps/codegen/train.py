@@ -15,7 +15,6 @@ final_model.json; `python -m apps.codegen.eval --model RUN_DIR` and `python -m a
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from dataclasses import asdict, replace
@@ -52,7 +51,6 @@ from shared.rewards import OutcomeGate
 from shared.sandbox import Limits
 from shared.training import build_trainer, fit, make_loader, quiet_lightning
 
-log = logging.getLogger("apps.codegen.train")
 PROG = "python -m apps.codegen.train"
 DONE = "DONE"
 
@@ -134,9 +132,7 @@ def run_dstc(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: 
         offset = (round.index * n) % len(train)
         return (train[offset:] + train[:offset])[:n]
 
-    def reused(round, name: str) -> list[Candidate] | None:
-        if not d.reuse_samples_from:
-            return None
+    def reused(round, name: str) -> list[Candidate]:
         return read_jsonl(Path(d.reuse_samples_from) / "dstc" / round.dir.name / name, Candidate)
 
     def sample(round, checkpoint, schedule):
