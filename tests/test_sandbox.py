@@ -141,7 +141,9 @@ def test_each_run_draws_fresh_random_numbers():
 
 def test_infinite_loop_times_out_on_the_wall_clock():
     start = time.monotonic()
-    v = run_program("while True:\n    pass\n", Limits(timeout_s=1.0))
+    # cpu_s well above the wall clock: with the default (cpu_s = timeout_s) RLIMIT_CPU's SIGXCPU and
+    # the wall-clock SIGKILL race for a loop that gets a whole core.
+    v = run_program("while True:\n    pass\n", Limits(timeout_s=1.0, cpu_s=10))
     assert (v.status, v.returncode) == ("timeout", -signal.SIGKILL)
     assert time.monotonic() - start < 2.5 and 0.9 < v.duration_s < 2.0
 
