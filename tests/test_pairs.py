@@ -13,6 +13,7 @@ from shared.pairs import (
     minimax_pairs,
     perturbation_negatives,
     plaid_pairs,
+    plaid_spacegroup_pairs,
     ranked_lists,
     threshold_pairs,
     tiered_pairs,
@@ -238,6 +239,34 @@ def test_plaid_x3_applies_only_to_tiered_round_one():
         )
         == 2
     )
+
+
+def sg_crystals():
+    return [
+        Candidate("sg225", "p225", "MN", scores={"e_hull": 0.02, "sg_match": 1.0, "novel": 1.0}),
+        Candidate("sg225", "p225", "MK", scores={"e_hull": -0.1, "sg_match": 1.0, "novel": 0.0}),
+        Candidate("sg225", "p225", "N1", scores={"e_hull": 0.08, "sg_match": 0.0, "novel": 1.0}),
+        Candidate("sg225", "p225", "N2", scores={"e_hull": 0.0, "sg_match": 0.0}),
+        Candidate("sg225", "p225", "U", scores={"e_hull": 0.2, "sg_match": 1.0, "novel": 1.0}),
+        Candidate("sg225", "p225", "X", scores={}),
+        Candidate("sg1", "p1", "other", scores={"e_hull": 0.5}),
+    ]
+
+
+def test_plaid_spacegroup_rules_and_counts():
+    pairs = plaid_spacegroup_pairs(sg_crystals(), seed=3)
+    got = {}
+    for p in pairs:
+        got.setdefault((p.metadata["chosen_tier"], p.metadata["rejected_tier"]), []).append((p.chosen, p.rejected))
+    assert sorted(got[("matching_novel", "not_matching")]) == [("MN", "N1"), ("MN", "N2")]
+    assert sorted(got[("matching_not_novel", "not_matching")]) == [("MK", "N1"), ("MK", "N2")]
+    assert got[("matching_novel", "matching_not_novel")] == [("MN", "MK")]  # only one to draw from
+    for chosen in ("MN", "MK", "N1", "N2"):  # every stable one (E_hull <= 0.08) over both unstable ones
+        rejected = sorted(r for (c, r) in sum((v for k, v in got.items() if k[1] == "unstable"), []) if c == chosen)
+        assert rejected == ["U", "X"]
+    assert all(p.prompt == "p225" for p in pairs)  # never across requested space groups
+    assert len(pairs) == 2 + 2 + 1 + 8
+    assert plaid_spacegroup_pairs(sg_crystals()[::-1], seed=3) == pairs
 
 
 def test_curriculum_order_easy_to_hard_by_margin():

@@ -25,7 +25,7 @@ from pathlib import Path
 from apps.codegen.data import Task, load_tasks
 from apps.codegen.evaluation import TaskResult, generate_and_score, pass_at_k, summarize
 from apps.codegen.execution import humaneval_program, new_marker, passed, prompt_imports
-from apps.codegen.loading import resolve_model
+from shared.models import resolve_model
 from apps.codegen.reward import split_completion
 from shared.atomic import write_json, write_text
 from shared.models import ModelSpec, load_policy
@@ -51,10 +51,10 @@ def parse_model(text: str, default_mode: str | None) -> ModelEntry:
         raise ValueError(f"--model {text!r}: expected NAME=SOURCE[@MODE]")
     source, _, mode = rest.partition("@")
     try:
-        spec, run_mode = resolve_model(source)
+        spec, final = resolve_model(source)
     except ValueError as exc:
         raise ValueError(f"--model {text!r}: {exc}") from None
-    mode = mode or default_mode or run_mode or "code"
+    mode = mode or default_mode or final.get("mode") or "code"
     if mode not in ("code", "reasoning"):
         raise ValueError(f"--model {text!r}: mode must be code or reasoning, got {mode!r}")
     return ModelEntry(name, spec, mode)

@@ -19,7 +19,7 @@ import sys
 from types import SimpleNamespace
 from typing import Any
 
-from apps.codegen.loading import resolve_model
+from shared.models import resolve_model
 from apps.codegen.prompts import code_prompt, reasoning_prompt
 from apps.codegen.reward import split_completion
 from shared.models import load_policy
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv[1:] if serving else argv)
     try:
-        spec, run_mode = resolve_model(args.model)
+        spec, final = resolve_model(args.model)
     except ValueError as exc:
         parser.error(str(exc))
     model, tok = load_policy(spec)
-    generator = CodegenGenerator(model, tok, mode=args.mode or run_mode or "code", max_new_tokens=args.max_new_tokens)
+    generator = CodegenGenerator(model, tok, mode=args.mode or final.get("mode") or "code", max_new_tokens=args.max_new_tokens)
     if serving:
         serve(generator, **serve_kwargs(args))
         return

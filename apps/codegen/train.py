@@ -34,7 +34,7 @@ from apps.codegen.reward import CodeReward
 from shared.atomic import write_json
 from shared.config import parse_or_exit, save_resolved
 from shared.loop import RecipeFunctions, run_loop
-from shared.models import LoraSpec, ModelSpec, load_policy, merge_adapter, save_policy
+from shared.models import LoraSpec, ModelSpec, is_complete, load_policy, save_merged
 from shared.modules import (
     GroupRLModule,
     PreferenceCollator,
@@ -52,7 +52,6 @@ from shared.sandbox import Limits
 from shared.training import build_trainer, fit, make_loader, quiet_lightning
 
 PROG = "python -m apps.codegen.train"
-DONE = "DONE"
 
 
 def _limits(cfg: CodegenConfig) -> Limits:
@@ -89,19 +88,12 @@ def _spec_of(cfg: CodegenConfig, folder: Path | str, seed: int | None = None, lo
     return spec if lora else replace(spec, lora=LoraSpec(r=0))
 
 
-def _save_merged(policy, tok, folder: Path) -> Path:
-    """Save the policy with its adapter merged (a plain save_pretrained folder) and mark it complete."""
-    save_policy(merge_adapter(policy), tok, folder)
-    (folder / DONE).write_text("complete\n")
-    return folder
-
-
 def run_sft(cfg: CodegenConfig, train: list[Task]) -> Path:
     """Return the folder of the SFT model: sft.init_from, the base model when sft.steps is 0, or a fresh SFT run."""
     if cfg.sft.init_from:
         return Path(cfg.sft.init_from)
     folder = cfg.run_dir / "sft" / "model"
-    if (folder / DONE).is_file():
+    if is_complete(folder):
         return folder
     policy, tok = load_policy(cfg.model)
     if cfg.sft.steps > 0:
@@ -110,7 +102,7 @@ def run_sft(cfg: CodegenConfig, train: list[Task]) -> Path:
         fit(build_trainer(replace(cfg.trainer, max_steps=cfg.sft.steps, seed=cfg.seed), cfg.run_dir / "sft"),
             SFTModule(policy, lr=cfg.sft.lr), make_loader(data, cfg.sft.batch_size, SFTCollator(tok.pad_token_id), seed=cfg.seed))
         plot_training_curves(cfg.run_dir / "sft")
-    return _save_merged(policy, tok, folder)
+    return save_merged(policy, tok, folder)
 
 
 def quick_eval(cfg: CodegenConfig, model, tok, tasks: list[Task], mode: str) -> dict[str, float]:
@@ -165,7 +157,7 @@ def run_dstc(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: 
             make_loader(encode_pairs(pairs, tok, max_length=2048), d.batch_size, PreferenceCollator(tok.pad_token_id),
                         seed=round.seed))
         plot_training_curves(round.dir / "fit")
-        return _save_merged(policy, tok, round.checkpoint_dir / "model")
+        return save_merged(policy, tok, round.checkpoint_dir / "model")
 
     def evaluate(round, checkpoint):
         model, tok = policy_at(checkpoint, round.seed, lora=False)
@@ -181,7 +173,7 @@ def run_grpo(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: 
     """Train (Posterior-)GRPO from the SFT model; return the final model folder."""
     g, s = cfg.grpo, cfg.sample
     folder = cfg.run_dir / "grpo" / "model"
-    if (folder / DONE).is_file():
+    if is_complete(folder):
         return folder
     scorer = None
     if g.posterior:
@@ -216,7 +208,7 @@ def run_grpo(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: 
     fit(build_trainer(trainer_args, cfg.run_dir / "grpo", callbacks=[samples]), module,
         make_loader(items, g.prompts_per_step, list, seed=cfg.seed))
     plot_training_curves(cfg.run_dir / "grpo")
-    return _save_merged(policy, tok, folder)
+    return save_merged(policy, tok, folder)
 
 
 class SampleWriter(Callback):

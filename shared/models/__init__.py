@@ -11,9 +11,14 @@ from shared.models.loading import (
     save_policy,
     smollm2_location,
 )
+from shared.models.saved import DONE, is_complete, resolve_model, save_merged
 from shared.models.tokenizer import byte_tokenizer
 
 __all__ = [
+    "DONE",
+    "is_complete",
+    "resolve_model",
+    "save_merged",
     "LoraSpec",
     "ModelLoadError",
     "ModelSpec",

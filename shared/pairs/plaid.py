@@ -12,6 +12,11 @@ Energies above hull in eV/atom come from `Candidate.scores[e_hull]`; a missing o
   when the tiered rules run in round 1, i.e. with `tiered_from_round=1`; the code takes this count
   from its `--ratio` flag (default 2), so the 3 is a run setting, not a separate rule.
 Draws are without replacement (the code samples with replacement); all are taken when fewer exist.
+
+`plaid_spacegroup_pairs` is the space-group-conditioned variant (code: create_sg_preference_dataset_novel),
+per requested space group: "stable" there means E_hull <= threshold; stable with the requested space
+group over stable without it x2; stable & novel & matching over stable & not novel & matching x2;
+stable over unstable (E_hull above the threshold, or no energy at all) x2.
 """
 
 from __future__ import annotations
@@ -64,3 +69,39 @@ def plaid_pairs(
             ("metastable", "unstable", 3 if round_index == 1 else 2),
         ]
     return tiered_pairs(cands, tiers, rules, seed=seed, group_by=group_by, builder="plaid_pairs")
+
+
+def plaid_spacegroup_pairs(
+    cands: Iterable[Candidate],
+    e_hull: str = "e_hull",
+    novel: str = "novel",
+    sg_match: str = "sg_match",
+    threshold: float = 0.08,
+    per_rule: int = 2,
+    seed: Seed = 0,
+    group_by: GroupSpec = "prompt_id",
+) -> list[Pair]:
+    """Return PLaID++'s space-group-conditioned pairs within each group (one group per requested space group)."""
+
+    def energy(c: Candidate) -> float:
+        value = c.scores.get(e_hull, math.inf)
+        return value if math.isfinite(value) else math.inf
+
+    def flag(c: Candidate, name: str) -> bool:
+        return c.scores.get(name, 0.0) >= 0.5
+
+    tiers = {
+        "matching_novel": lambda c: energy(c) <= threshold and flag(c, sg_match) and flag(c, novel),
+        "matching_not_novel": lambda c: energy(c) <= threshold and flag(c, sg_match),
+        "not_matching": lambda c: energy(c) <= threshold,
+        "unstable": lambda c: True,
+    }
+    rules = [
+        ("matching_novel", "not_matching", per_rule),
+        ("matching_not_novel", "not_matching", per_rule),
+        ("matching_novel", "matching_not_novel", per_rule),
+        ("matching_novel", "unstable", per_rule),
+        ("matching_not_novel", "unstable", per_rule),
+        ("not_matching", "unstable", per_rule),
+    ]
+    return tiered_pairs(cands, tiers, rules, seed=seed, group_by=group_by, builder="plaid_spacegroup_pairs")

@@ -1,0 +1,156 @@
+"""Crystal data: pymatgen's shipped ordered structures (embedded default) or a folder of CIF files.
+
+The embedded set is the 288 AFLOW prototypes (`pymatgen/analysis/prototypes/aflow_prototypes.json.gz`)
+plus the ordered structures of `pymatgen/util/structures/`, keeping those whose elements CHGNet
+covers (Z <= 94), whose conventional cell holds at most `max_atoms` atoms, and whose Wyckoff text
+decodes back to the same structure (pymatgen StructureMatcher); duplicates (by StructureMatcher)
+are dropped, first kept. The train / held-out split is seeded and by structure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymatgen.core import Structure
+
+from apps.crystal.wyckoff import EncodeError, decode, encode
+from shared.atomic import write_text
+
+MAX_Z = 94  # CHGNet's element range
+
+
+class DataError(ValueError):
+    """A data source that cannot be read; the message names the file (and field) in one line."""
+
+
+@dataclass
+class Crystal:
+    """One structure with its conditioning attributes and its Wyckoff text."""
+
+    id: str
+    structure: Structure
+    text: str
+    formula: str  # reduced formula
+    spacegroup: int
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "formula": self.formula, "spacegroup": self.spacegroup, "text": self.text,
+                "structure": self.structure.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Crystal:
+        return cls(d["id"], Structure.from_dict(d["structure"]), d["text"], d["formula"], int(d["spacegroup"]))
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    import importlib
+
+    module = importlib.import_module(package)
+    return Path(list(module.__path__)[0], *parts)
+
+
+def embedded_structures() -> list[tuple[str, Structure]]:
+    """Return (id, structure) for every structure pymatgen ships (AFLOW prototypes, then util/structures)."""
+    out = []
+    path = _package_file("pymatgen.analysis", "prototypes", "aflow_prototypes.json.gz")
+    with gzip.open(path, "rt") as f:
+        for entry in json.load(f):
+            out.append((f"aflow:{entry['tags']['aflow']}", Structure.from_dict(entry["snl"])))
+    for path in sorted(_package_file("pymatgen.util", "structures").glob("*.json")):
+        out.append((f"pymatgen:{path.stem}", Structure.from_file(path)))
+    return out
+
+
+def cif_structures(folder: str | Path) -> list[tuple[str, Structure]]:
+    """Return (id, structure) for every *.cif in a folder; a file that does not parse is a one-line DataError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder of CIF files")
+    files = sorted(folder.glob("*.cif"))
+    if not files:
+        raise DataError(f"{folder}: no *.cif files")
+    out = []
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                structure = Structure.from_file(path)
+        except Exception as exc:  # pymatgen's CIF parser raises ValueError, KeyError, IndexError...
+            raise DataError(f"{path}: not a readable CIF ({type(exc).__name__}: {str(exc)[:80]})") from None
+        out.append((f"cif:{path.stem}", structure))
+    return out
+
+
+def _keep(structure: Structure) -> str | None:
+    """Return why a structure is left out, or None to keep it."""
+    if not structure.is_ordered:
+        return "disordered"
+    if max(e.Z for e in structure.composition.elements) > MAX_Z:
+        return f"an element beyond Z={MAX_Z}"
+    return None
+
+
+def build_crystals(sources: list[tuple[str, Structure]], max_atoms: int, check_round_trip: bool = True) -> tuple[list[Crystal], dict[str, int]]:
+    """Return the kept crystals (deduplicated, text checked) and counts of what was dropped and why."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    matcher = StructureMatcher()
+    dropped: dict[str, int] = {}
+    kept: list[Crystal] = []
+    by_formula: dict[str, list[Crystal]] = {}
+    for cid, structure in sources:
+        structure = structure.copy()
+        structure.remove_oxidation_states()
+        reason = _keep(structure)
+        text = None
+        if reason is None:
+            try:
+                text = encode(structure)
+            except EncodeError:
+                reason = "no Wyckoff text"
+        if reason is None and int(text.split("Sites (")[1].split(")")[0]) > max_atoms:
+            reason = f"more than {max_atoms} atoms in the conventional cell"
+        if reason is None and check_round_trip:
+            back = decode(text)
+            if not back.ok or not matcher.fit(structure, back.structure):
+                reason = "text does not decode to the same structure"
+        formula = structure.composition.reduced_formula
+        if reason is None and any(matcher.fit(structure, other.structure) for other in by_formula.get(formula, [])):
+            reason = "duplicate"
+        if reason is not None:
+            dropped[reason] = dropped.get(reason, 0) + 1
+            continue
+        crystal = Crystal(cid, structure, text, formula, decode(text).spacegroup or 0)
+        kept.append(crystal)
+        by_formula.setdefault(formula, []).append(crystal)
+    return kept, dropped
+
+
+def split(crystals: list[Crystal], heldout_fraction: float, seed: int) -> tuple[list[Crystal], list[Crystal]]:
+    """Return (train, heldout): a seeded shuffle by id, the first heldout_fraction held out."""
+    order = sorted(crystals, key=lambda c: c.id)
+    random.Random(seed).shuffle(order)
+    n = round(len(order) * heldout_fraction)
+    return order[n:], order[:n]
+
+
+def load_crystals(source: str, max_atoms: int) -> tuple[list[Crystal], dict[str, int]]:
+    """Return the crystals of `embedded` or of a CIF folder, with the counts of what was dropped."""
+    sources = embedded_structures() if source == "embedded" else cif_structures(source)
+    return build_crystals(sources, max_atoms)
+
+
+def read_crystals(path: Path) -> list[Crystal]:
+    """Read crystals written by write_crystals (the run folder's data/*.jsonl)."""
+    with open(path) as f:
+        return [Crystal.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+def write_crystals(path: Path, crystals: list[Crystal]) -> None:
+    """Write crystals as JSONL, atomically."""
+    write_text(path, "".join(json.dumps(c.to_dict()) + "\n" for c in crystals))

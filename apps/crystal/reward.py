@@ -1,0 +1,195 @@
+"""Score generated Wyckoff texts: validity, CHGNet energy, energy above hull, space group; novelty and uniqueness.
+
+Per text (`CrystalScorer`, cached on disk by text through shared.rewards.CachedReward):
+- parsed: the text decodes to a structure (apps.crystal.wyckoff.decode; else `reason` says why).
+- struct_valid: parsed, every interatomic distance >= 0.5 A and volume >= 0.1 A^3 (CDVAE's rule).
+- comp_valid: a charge-balanced oxidation-state assignment exists (pymatgen's guess), or all elements are
+  metals (an alloy); CDVAE's compositional validity with pymatgen in place of SMACT.
+- valid: struct_valid and comp_valid.
+- min_distance_A, n_atoms (energies only for cells with 3-200 A^3 per atom and at most 120 atoms), spacegroup (spglib through pymatgen, symprec 0.1, of the generated structure).
+- energy_per_atom (eV/atom, CHGNet, after relaxation when configured) and e_hull (eV/atom above the local
+  CHGNet hull, apps.crystal.physics), for structurally valid structures only; absent when not computed.
+Per set (`set_scores`): novel (no training structure matches by StructureMatcher), unique (no earlier
+structure of the same set matches), sg_match (the generated space group equals the requested one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Composition, Structure
+
+from apps.crystal.physics import CHGNetEnergy, EnergySettings, ReferenceHull
+from apps.crystal.wyckoff import decode
+from shared.rewards import CachedReward
+
+MIN_DISTANCE_A = 0.5
+MIN_VOLUME_A3 = 0.1
+MAX_ENERGY_ATOMS = 120  # larger cells are not relaxed (time); they keep no energy
+# CHGNet's neighbour lists grow with density: a cell packed far beyond any real crystal (model garbage such as
+# "abc: 0.9 0.9 0.9") would exhaust memory, so energies are computed only inside this volume per atom (A^3).
+VOLUME_PER_ATOM_A3 = (3.0, 200.0)
+
+
+def spacegroup_of(structure: Structure, symprec: float = 0.1) -> int:
+    """Return the space group number spglib finds (0 when it finds none)."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+    except Exception:
+        return 0
+
+
+def min_distance(structure: Structure) -> float:
+    if len(structure) == 1:
+        a, b, c = structure.lattice.abc
+        return float(min(a, b, c))
+    d = structure.distance_matrix + np.eye(len(structure)) * 1e9
+    return float(d.min())
+
+
+def charge_balanced(composition: Composition) -> bool:
+    """True when pymatgen finds a charge-neutral oxidation-state guess, or every element is a metal."""
+    if all(e.is_metal for e in composition.elements):
+        return True
+    try:
+        return bool(composition.reduced_composition.oxi_state_guesses(max_sites=-1))
+    except Exception:
+        return False
+
+
+class CrystalScorer:
+    """Score texts in batches (a `shared.rewards` Reward: aspects, batched __call__, never raises per text)."""
+
+    aspects = ("parsed", "struct_valid", "comp_valid", "valid_crystal", "min_distance_A", "n_atoms", "spacegroup",
+               "energy_per_atom", "e_hull")
+
+    def __init__(self, hull: ReferenceHull):
+        self.hull = hull
+        self.last_errors: list[str | None] = []
+
+    def __call__(self, prompts: Sequence, outputs: Sequence, contexts: Sequence[dict] | None = None) -> list[dict[str, float]]:
+        results: list[dict[str, float]] = []
+        structures: list[tuple[int, Structure]] = []
+        self.last_errors = []
+        for i, text in enumerate(outputs):
+            decoded = decode(text)
+            if not decoded.ok:
+                results.append({"parsed": 0.0, "struct_valid": 0.0, "comp_valid": 0.0, "valid_crystal": 0.0})
+                self.last_errors.append(decoded.reason)
+                continue
+            s = decoded.structure
+            try:
+                dist = min_distance(s)
+                struct_ok = dist >= MIN_DISTANCE_A and s.volume >= MIN_VOLUME_A3
+                comp_ok = charge_balanced(s.composition)
+                scores = {"parsed": 1.0, "struct_valid": float(struct_ok), "comp_valid": float(comp_ok),
+                          "valid_crystal": float(struct_ok and comp_ok), "min_distance_A": min(dist, 100.0),
+                          "n_atoms": float(len(s)), "spacegroup": float(spacegroup_of(s))}
+                reason = None if struct_ok else f"atoms {dist:.2f} A apart (below {MIN_DISTANCE_A} A)"
+                per_atom = s.volume / len(s)
+                if struct_ok and not VOLUME_PER_ATOM_A3[0] <= per_atom <= VOLUME_PER_ATOM_A3[1]:
+                    reason = f"{per_atom:.1f} A^3 per atom, outside {VOLUME_PER_ATOM_A3}: no energy"
+                elif struct_ok and len(s) > MAX_ENERGY_ATOMS:
+                    reason = f"{len(s)} atoms, above {MAX_ENERGY_ATOMS}: no energy"
+                elif struct_ok:
+                    structures.append((i, s))
+            except Exception as exc:  # a structure pymatgen itself cannot analyse
+                scores = {"parsed": 1.0, "struct_valid": 0.0, "comp_valid": 0.0, "valid_crystal": 0.0}
+                reason = f"cannot analyse: {type(exc).__name__}"
+            results.append(scores)
+            self.last_errors.append(reason)
+        energies = self.hull.energy([s for _, s in structures])
+        for (i, s), r in zip(structures, energies):
+            if r.energy_per_atom is None:
+                self.last_errors[i] = r.reason
+                continue
+            results[i]["energy_per_atom"] = r.energy_per_atom
+            try:
+                results[i]["e_hull"] = self.hull.e_above_hull(s.composition, r.energy_per_atom)
+            except Exception as exc:  # an element with no reference phase
+                self.last_errors[i] = f"no hull: {type(exc).__name__}: {str(exc)[:60]}"
+        return results
+
+
+def text_key(prompt, output, context) -> str | None:
+    """Cache key: the text alone (the scores do not depend on the prompt)."""
+    return hashlib.sha256(output.encode("utf-8")).hexdigest() if isinstance(output, str) else None
+
+
+class ScoringService:
+    """CHGNet, the reference hull and the cached scorer, built once per process; reports throughput."""
+
+    def __init__(self, settings: EnergySettings, references: Sequence[tuple[str, Structure]], cache_dir: str | Path):
+        self.settings = settings
+        self.hull = ReferenceHull(CHGNetEnergy(settings), references, cache_dir)
+        self.scorer = CrystalScorer(self.hull)
+        self.cached = CachedReward(self.scorer, Path(cache_dir) / f"scores-{settings.key()}", key_fn=text_key)
+        self.seconds = 0.0
+        self.scored = 0
+
+    def __call__(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], list[str | None]]:
+        """Return (scores, reasons) per text; reasons are None for cache hits and fully scored texts."""
+        start = time.perf_counter()
+        scores = self.cached([""] * len(texts), list(texts))
+        self.seconds += time.perf_counter() - start
+        self.scored += len(texts)
+        return scores, list(self.cached.last_errors)
+
+    def stats(self) -> dict[str, float]:
+        return {"texts": self.scored, "seconds": round(self.seconds, 2),
+                "texts_per_s": round(self.scored / self.seconds, 2) if self.seconds else 0.0,
+                "cache_hits": self.cached.hits, "cache_misses": self.cached.misses,
+                "reference_energies_computed": self.hull.computed}
+
+
+class NoveltyChecker:
+    """StructureMatcher against the training set, compared only within the same reduced formula."""
+
+    def __init__(self, training: Sequence[Structure]):
+        from pymatgen.analysis.structure_matcher import StructureMatcher
+
+        self.matcher = StructureMatcher()
+        self.by_formula: dict[str, list[Structure]] = {}
+        for s in training:
+            self.by_formula.setdefault(s.composition.reduced_formula, []).append(s)
+
+    def matches(self, s: Structure, pool: Sequence[Structure]) -> bool:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for other in pool:
+                try:
+                    if self.matcher.fit(s, other):
+                        return True
+                except Exception:
+                    continue
+        return False
+
+    def novel(self, s: Structure) -> bool:
+        return not self.matches(s, self.by_formula.get(s.composition.reduced_formula, []))
+
+
+def set_scores(texts: Sequence[str], requested_sg: Sequence[int | None], novelty: NoveltyChecker) -> list[dict[str, float]]:
+    """Return novel / unique / sg_match per text (all 0.0 for a text that does not decode)."""
+    out = []
+    seen: dict[str, list[Structure]] = {}
+    for text, sg in zip(texts, requested_sg):
+        decoded = decode(text)
+        if not decoded.ok:
+            out.append({"novel": 0.0, "unique": 0.0, "sg_match": 0.0})
+            continue
+        s = decoded.structure
+        formula = s.composition.reduced_formula
+        unique = not novelty.matches(s, seen.get(formula, []))
+        seen.setdefault(formula, []).append(s)
+        out.append({"novel": float(novelty.novel(s)), "unique": float(unique),
+                    "sg_match": float(sg is not None and spacegroup_of(s) == sg)})
+    return out
