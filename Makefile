@@ -12,7 +12,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: setup demo codegen test bench bench-quick bench-sandbox bench-sandbox-quick clean
+.PHONY: setup demo codegen crystal test bench bench-quick bench-sandbox bench-sandbox-quick clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ demo: setup
 CONFIG ?= configs/codegen/dstc.yaml
 codegen: setup
 	$(BIN)/python -m apps.codegen.train --config $(CONFIG) $(ARGS)
+
+# The crystal app (PLaID++) on its embedded default: SmolLM2 + LoRA, SFT, two iterative DPO rounds with CHGNet rewards.
+CRYSTAL_CONFIG ?= configs/crystal/plaid.yaml
+crystal: setup
+	$(BIN)/python -m apps.crystal.train --config $(CRYSTAL_CONFIG) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)

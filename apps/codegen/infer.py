@@ -12,7 +12,6 @@ Each output is {"completion": raw text, "code": the extracted function or null}.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -24,7 +23,7 @@ from apps.codegen.prompts import code_prompt, reasoning_prompt
 from apps.codegen.reward import split_completion
 from shared.models import load_policy
 from shared.serving import HFTextGenerator
-from shared.serving.cli import add_serve_args, serve, serve_kwargs
+from shared.serving.cli import infer_parser, serve, serve_kwargs
 
 PROG = "python -m apps.codegen.infer"
 _DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.M)
@@ -54,20 +53,13 @@ class CodegenGenerator:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    serving = bool(argv) and argv[0] == "serve"
-    parser = argparse.ArgumentParser(prog=PROG + (" serve" if serving else ""), description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2", help="smollm2, a training run folder or a save_pretrained folder")
+    parser, rest, serving = infer_parser(PROG, __doc__, list(sys.argv[1:] if argv is None else argv))
     parser.add_argument("--mode", choices=["code", "reasoning"], help="instruction format (default: the run's)")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    if serving:
-        add_serve_args(parser)
-    else:
+    if not serving:
         parser.add_argument("--prompt", required=True, help="a function stub or a request")
         parser.add_argument("--temperature", type=float, default=0.0)
         parser.add_argument("--seed", type=int)
-    args = parser.parse_args(argv[1:] if serving else argv)
+    args = parser.parse_args(rest)
     try:
         spec, final = resolve_model(args.model)
     except ValueError as exc:

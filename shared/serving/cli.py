@@ -19,6 +19,22 @@ def serve(
     uvicorn.run(create_app(generator, **app_kwargs), host=host, port=port, log_level=log_level)
 
 
+def infer_parser(prog: str, description: str, argv: list[str]) -> tuple[argparse.ArgumentParser, list[str], bool]:
+    """Return (parser, the arguments left to parse, serving) for an app's `infer [serve] ...` command.
+
+    The parser has --model (smollm2, a run folder or a save_pretrained folder) and --max-new-tokens;
+    with a leading `serve`, also the serving options of add_serve_args.
+    """
+    serving = bool(argv) and argv[0] == "serve"
+    parser = argparse.ArgumentParser(prog=prog + (" serve" if serving else ""), description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2", help="smollm2, a training run folder or a save_pretrained folder")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    if serving:
+        add_serve_args(parser)
+    return parser, argv[1:] if serving else argv, serving
+
+
 def add_serve_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add --host, --port and the batching and length options of `serve` to parser; return it."""
     group = parser.add_argument_group("serving")
