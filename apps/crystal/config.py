@@ -21,12 +21,15 @@ class DataArgs:
         max_atoms: keep structures whose conventional cell holds at most this many atoms.
         heldout_fraction: share of structures held out (never trained on; novelty is against the training set).
         max_train: use only the first N training structures (0: all).
+        synthetic_per_structure: pyxtal-random crystals per training structure (its space group and composition)
+            added to the SFT data to teach the format (0: none; see apps.crystal.data.synthetic_texts).
     """
 
     source: str = "embedded"
     max_atoms: int = 40
     heldout_fraction: float = 0.15
     max_train: int = 0
+    synthetic_per_structure: int = 0
 
 
 @dataclass

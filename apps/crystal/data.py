@@ -154,3 +154,46 @@ def read_crystals(path: Path) -> list[Crystal]:
 def write_crystals(path: Path, crystals: list[Crystal]) -> None:
     """Write crystals as JSONL, atomically."""
     write_text(path, "".join(json.dumps(c.to_dict()) + "\n" for c in crystals))
+
+
+def orbit_counts(text: str) -> tuple[list[str], list[int]]:
+    """Species and their atom counts in the conventional cell, from a Wyckoff text."""
+    species: list[str] = []
+    counts: list[int] = []
+    for line in text.splitlines()[5:]:
+        element, *_, label = line.split()
+        if element not in species:
+            species.append(element)
+            counts.append(0)
+        counts[species.index(element)] += int(label[:-1])
+    return species, counts
+
+
+def synthetic_texts(train: list[Crystal], per_structure: int, seed: int) -> list[tuple[str, Crystal]]:
+    """Return (text, source crystal) for pyxtal-random crystals with each training structure's space group and
+    composition (random lattice, Wyckoff combination and coordinates), `per_structure` attempts each.
+
+    Format data, not materials: 224 real structures spread over 92 space groups are too few for a small
+    model to learn which Wyckoff positions each space group has; these texts are valid by construction.
+    They are used for SFT only (never as references for the hull or novelty).
+    """
+    from pyxtal import pyxtal
+
+    rng = random.Random(seed)
+    out = []
+    for c in train:
+        species, counts = orbit_counts(c.text)
+        for _ in range(per_structure):
+            crystal = pyxtal()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    crystal.from_random(3, c.spacegroup, species, counts, max_count=5, random_state=rng.randrange(2**31))
+                    if not crystal.valid:
+                        continue
+                    text = encode(crystal.to_pymatgen())
+            except Exception:  # pyxtal cannot place these counts in this group, or the cell does not refine
+                continue
+            if decode(text).ok:
+                out.append((text, c))
+    return out

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from apps.crystal.config import CrystalConfig
-from apps.crystal.data import Crystal, DataError, load_crystals, read_crystals, split, write_crystals
+from apps.crystal.data import Crystal, DataError, load_crystals, read_crystals, split, synthetic_texts, write_crystals
 from apps.crystal.physics import EnergySettings
 from apps.crystal.pipeline import (
     evaluate_model,
@@ -36,7 +36,7 @@ from apps.crystal.pipeline import (
 from apps.crystal.prompts import prompt
 from apps.crystal.report import plot_rates, write_rates_csv
 from apps.crystal.reward import NoveltyChecker, ScoringService
-from shared.atomic import write_json
+from shared.atomic import write_json, write_text
 from shared.config import parse_or_exit, save_resolved
 from shared.loop import RecipeFunctions, run_loop
 from shared.models import LoraSpec, ModelSpec, is_complete, load_policy, save_merged
@@ -68,17 +68,33 @@ def prepare_data(cfg: CrystalConfig) -> tuple[list[Crystal], list[Crystal]]:
     return train, heldout
 
 
-def sft_examples(train: list[Crystal], conditions: list[str]) -> list[tuple[list[dict], str]]:
-    """Return (chat prompt, Wyckoff text) pairs, one per structure and condition form."""
+def sft_examples(train: list[Crystal], conditions: list[str],
+                 synthetic: list[tuple[str, Crystal]] = ()) -> list[tuple[list[dict], str]]:
+    """Return (chat prompt, Wyckoff text) pairs, one per structure (real, then synthetic) and condition form."""
     unknown = sorted(set(conditions) - set(CONDITIONS))
     if unknown:
         raise ValueError(f"sft.conditions: unknown condition '{unknown[0]}' (known: {', '.join(CONDITIONS)})")
     out = []
-    for c in train:
+    for text, c in [(c.text, c) for c in train] + list(synthetic):
         for cond in conditions:
             formula = c.formula if cond == "formula_sg" else None
             sg = c.spacegroup if cond in ("sg", "formula_sg") else None
-            out.append((prompt(formula, sg), c.text))
+            out.append((prompt(formula, sg), text))
+    return out
+
+
+def synthetic_data(cfg: CrystalConfig, train: list[Crystal]) -> list[tuple[str, Crystal]]:
+    """The SFT format data (data.synthetic_per_structure), written once to data/synthetic.jsonl."""
+    path = cfg.run_dir / "data" / "synthetic.jsonl"
+    if not cfg.data.synthetic_per_structure:
+        return []
+    by_id = {c.id: c for c in train}
+    if path.is_file():
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [(r["text"], by_id[r["source"]]) for r in rows]
+    out = synthetic_texts(train, cfg.data.synthetic_per_structure, cfg.seed)
+    write_text(path, "".join(json.dumps({"text": t, "source": c.id}) + "\n" for t, c in out))
+    print(f"data: {len(out)} synthetic pyxtal crystals for SFT", flush=True)
     return out
 
 
@@ -97,7 +113,7 @@ def run_sft(cfg: CrystalConfig, train: list[Crystal]) -> Path:
         return folder
     policy, tok = load_policy(cfg.model)
     if cfg.sft.steps > 0:
-        data = encode_sft(sft_examples(train, cfg.sft.conditions), tok, max_length=2048)
+        data = encode_sft(sft_examples(train, cfg.sft.conditions, synthetic_data(cfg, train)), tok, max_length=2048)
         print(f"SFT: {cfg.sft.steps} steps on {len(data)} examples from {len(train)} structures", flush=True)
         fit(build_trainer(replace(cfg.trainer, max_steps=cfg.sft.steps, seed=cfg.seed), cfg.run_dir / "sft"),
             SFTModule(policy, lr=cfg.sft.lr), make_loader(data, cfg.sft.batch_size, SFTCollator(tok.pad_token_id), seed=cfg.seed))
