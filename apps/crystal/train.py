@@ -156,6 +156,10 @@ class Evaluator:
         return summary
 
 
+class NoPairs(RuntimeError):
+    """A round whose samples give no pair to train on (e.g. none parses); the message says what to change."""
+
+
 def run_plaid(cfg: CrystalConfig, train: list[Crystal], start: Path, service: ScoringService, novelty: NoveltyChecker,
               evaluator: Evaluator):
     """Run dpo.rounds PLaID++ rounds through shared.loop; return the LoopResult."""
@@ -181,6 +185,12 @@ def run_plaid(cfg: CrystalConfig, train: list[Crystal], start: Path, service: Sc
         if d.spacegroup_pairs:
             pairs += plaid_spacegroup_pairs([c for c in scored if c.metadata.get("requested_sg")],
                                             threshold=d.threshold, seed=round.seed)
+        if not pairs:
+            parsed = sum(c.scores.get("parsed", 0.0) for c in scored)
+            raise NoPairs(f"round {round.index + 1}: no preference pairs from {len(scored)} samples ({parsed:.0f} parsed, "
+                          f"{sum('e_hull' in c.scores for c in scored)} with an energy); the model does not yet write enough "
+                          f"valid structures to compare (see {round.dir / 'scored.jsonl'} for each sample's reason); "
+                          f"start a new run_dir with a longer SFT (sft.steps), more data, or a larger model")
         if d.max_pairs and len(pairs) > d.max_pairs:
             pairs = random.Random(round.seed).sample(pairs, d.max_pairs)
         print(f"round {round.index + 1}: {len(pairs)} pairs from {len(scored)} samples", flush=True)
@@ -222,21 +232,27 @@ def main(argv: list[str] | None = None) -> dict:
     novelty = NoveltyChecker([c.structure for c in train])
     evaluator = Evaluator(cfg, heldout, service, novelty)
     rows = [(0, evaluator(start, cfg.run_dir / "sft" / "eval", cfg.seed))]
-    final = start
+    final, stopped = start, None
     if cfg.recipe == "plaid":
-        result = run_plaid(cfg, train, start, service, novelty, evaluator)
-        rows += [(i + 1, m) for i, m in enumerate(result.metrics)]
-        final = result.checkpoint
+        try:
+            result = run_plaid(cfg, train, start, service, novelty, evaluator)
+            rows += [(i + 1, m) for i, m in enumerate(result.metrics)]
+            final = result.checkpoint
+        except NoPairs as exc:  # keep what was measured (round 0, this round's samples and scores)
+            stopped = str(exc)
     write_rates_csv(cfg.run_dir / "rates_by_round.csv", rows)
     plot_rates(cfg.run_dir / "sun_rate_by_round.png", rows)
     summary = {"recipe": cfg.recipe, "final_model": str(final), "rounds": {str(r): m for r, m in rows},
-               "scoring": service.stats()}
+               "scoring": service.stats(), "stopped": stopped}
     write_json(cfg.run_dir / "final_model.json", {"path": str(Path(final).resolve())})
     write_json(cfg.run_dir / "results.json", summary)
     for r, m in rows:
         print(f"round {r}: valid {m['valid']:.3f}  stable {m['stable']:.3f}  metastable {m['metastable']:.3f}  "
               f"S.U.N. {m['sun']:.3f} [{m['sun_low']:.3f}, {m['sun_high']:.3f}]  sg match {m.get('sg_match', float('nan')):.3f}",
               flush=True)
+    if stopped:
+        print(f"{PROG}: stopped: {stopped}", file=sys.stderr)
+        raise SystemExit(1)
     return summary
 
 
