@@ -76,9 +76,17 @@ class CrystalGenerator:
         self.name = "crystal"
 
     def generate(self, prompts: list[str], **params: Any) -> list[dict]:
-        conditions = [parse_condition(p) for p in prompts]
-        texts = self.text.generate([prompt_text(f, sg) for f, sg in conditions], **params)
-        return [describe(t) for t in texts]
+        """One record per prompt; a bad condition gets a record with its reason (other prompts of the batch still run)."""
+        conditions: list[tuple | str] = []
+        for p in prompts:
+            try:
+                conditions.append(parse_condition(p))
+            except ValueError as exc:
+                conditions.append(str(exc))
+        good = [c for c in conditions if not isinstance(c, str)]
+        texts = iter(self.text.generate([prompt_text(f, sg) for f, sg in good], **params) if good else [])
+        return [{"text": None, "cif": None, "formula": None, "spacegroup": None, "reason": c} if isinstance(c, str)
+                else describe(next(texts)) for c in conditions]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -74,10 +74,12 @@ def test_serving_returns_cif(run):
     generator = CrystalGenerator(*load_policy(spec), max_new_tokens=160)
     with running_server(create_app(generator)) as url:
         request = urllib.request.Request(f"{url}/generate", method="POST", headers={"content-type": "application/json"},
-                                         data=json.dumps({"prompts": ["", "spacegroup=194"], "params": {"seed": 0}}).encode())
+                                         data=json.dumps({"prompts": ["", "spacegroup=194", "spacegroup=999"], "params": {"seed": 0}}).encode())
         with urllib.request.urlopen(request, timeout=60) as reply:
             outputs = json.loads(reply.read())["outputs"]
-    assert len(outputs) == 2
+    assert len(outputs) == 3
+    bad = outputs.pop()
+    assert bad["text"] is None and "1 to 230" in bad["reason"]  # its batch neighbours still got structures
     for out in outputs:
         assert set(out) == {"text", "cif", "formula", "spacegroup", "reason"}
         assert (out["cif"] is None) == (out["reason"] is not None)
