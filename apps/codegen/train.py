@@ -34,7 +34,7 @@ from apps.codegen.reward import CodeReward
 from shared.atomic import write_json
 from shared.config import parse_or_exit, save_resolved
 from shared.loop import RecipeFunctions, run_loop
-from shared.models import LoraSpec, ModelSpec, is_complete, load_policy, save_merged
+from shared.models import ModelSpec, is_complete, load_policy, save_merged, saved_spec
 from shared.modules import (
     GroupRLModule,
     PreferenceCollator,
@@ -83,9 +83,7 @@ def sft_examples(tasks: list[Task], formats: list[str]) -> list[tuple[list[dict]
 
 
 def _spec_of(cfg: CodegenConfig, folder: Path | str, seed: int | None = None, lora: bool = True) -> ModelSpec:
-    """The model spec that loads a saved full-model folder, with a fresh adapter of the run's LoRA settings or none."""
-    spec = replace(cfg.model, source="hf", path=str(folder), seed=cfg.seed if seed is None else seed)
-    return spec if lora else replace(spec, lora=LoraSpec(r=0))
+    return saved_spec(cfg.model, folder, cfg.seed if seed is None else seed, lora)
 
 
 def run_sft(cfg: CodegenConfig, train: list[Task]) -> Path:

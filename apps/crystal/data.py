@@ -107,7 +107,7 @@ def build_crystals(sources: list[tuple[str, Structure]], max_atoms: int, check_r
         structure = structure.copy()
         structure.remove_oxidation_states()
         reason = _keep(structure)
-        text = None
+        text, sg = None, 0
         if reason is None:
             try:
                 text = encode(structure)
@@ -117,6 +117,7 @@ def build_crystals(sources: list[tuple[str, Structure]], max_atoms: int, check_r
             reason = f"more than {max_atoms} atoms in the conventional cell"
         if reason is None and check_round_trip:
             back = decode(text)
+            sg = back.spacegroup or 0
             if not back.ok or not matcher.fit(structure, back.structure):
                 reason = "text does not decode to the same structure"
         formula = structure.composition.reduced_formula
@@ -125,7 +126,7 @@ def build_crystals(sources: list[tuple[str, Structure]], max_atoms: int, check_r
         if reason is not None:
             dropped[reason] = dropped.get(reason, 0) + 1
             continue
-        crystal = Crystal(cid, structure, text, formula, decode(text).spacegroup or 0)
+        crystal = Crystal(cid, structure, text, formula, sg or decode(text).spacegroup or 0)
         kept.append(crystal)
         by_formula.setdefault(formula, []).append(crystal)
     return kept, dropped

@@ -15,9 +15,7 @@ and the per-seed S.U.N. rates.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 import torch

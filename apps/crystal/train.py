@@ -39,7 +39,7 @@ from apps.crystal.reward import NoveltyChecker, ScoringService
 from shared.atomic import write_json, write_text
 from shared.config import parse_or_exit, save_resolved
 from shared.loop import RecipeFunctions, run_loop
-from shared.models import LoraSpec, ModelSpec, is_complete, load_policy, save_merged
+from shared.models import ModelSpec, is_complete, load_policy, save_merged, saved_spec
 from shared.modules import PreferenceCollator, PreferenceModule, SFTCollator, SFTModule, build_reference, encode_pairs, encode_sft
 from shared.pairs import plaid_pairs, plaid_spacegroup_pairs
 from shared.plots import plot_training_curves
@@ -99,9 +99,7 @@ def synthetic_data(cfg: CrystalConfig, train: list[Crystal]) -> list[tuple[str, 
 
 
 def _spec_of(cfg: CrystalConfig, folder: Path | str, seed: int | None = None, lora: bool = True) -> ModelSpec:
-    """The spec that loads a saved full-model folder, with a fresh adapter of the run's LoRA settings or none."""
-    spec = replace(cfg.model, source="hf", path=str(folder), seed=cfg.seed if seed is None else seed)
-    return spec if lora else replace(spec, lora=LoraSpec(r=0))
+    return saved_spec(cfg.model, folder, cfg.seed if seed is None else seed, lora)
 
 
 def run_sft(cfg: CrystalConfig, train: list[Crystal]) -> Path:

@@ -137,6 +137,7 @@ def _decode(text: str) -> Decoded:
     sites_line = _SITES.match(lines[4])
     if not sites_line:
         return Decoded(None, f"line 5: expected 'Sites (<atoms>)', got {lines[4][:40]!r}", group.number)
+    letters = {wp.get_label() for wp in group.Wyckoff_positions}
     orbits: dict[str, list[tuple[str, float, float, float]]] = {}
     counts: dict[str, int] = {}
     for i, line in enumerate(lines[5:], start=6):
@@ -155,7 +156,6 @@ def _decode(text: str) -> Decoded:
         m = _LABEL.match(label)
         if not m:
             return Decoded(None, f"line {i}: Wyckoff position {label[:10]!r} is not <multiplicity><letter>", group.number)
-        letters = {wp.get_label() for wp in group.Wyckoff_positions}
         if label not in letters:
             return Decoded(None, f"line {i}: space group {group.symbol} has no Wyckoff position {label}", group.number)
         orbits.setdefault(element, []).append((label, *xyz))

@@ -11,7 +11,7 @@ from shared.models.loading import (
     save_policy,
     smollm2_location,
 )
-from shared.models.saved import DONE, is_complete, resolve_model, save_merged
+from shared.models.saved import DONE, is_complete, resolve_model, save_merged, saved_spec
 from shared.models.tokenizer import byte_tokenizer
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "is_complete",
     "resolve_model",
     "save_merged",
+    "saved_spec",
     "LoraSpec",
     "ModelLoadError",
     "ModelSpec",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.models.loading import ModelSpec, merge_adapter, save_policy
+from dataclasses import replace
+
+from shared.models.loading import LoraSpec, ModelSpec, merge_adapter, save_policy
 
 DONE = "DONE"
 
@@ -21,6 +23,12 @@ def save_merged(policy, tokenizer, folder: str | Path) -> Path:
     save_policy(merge_adapter(policy), tokenizer, folder)
     (folder / DONE).write_text("complete\n")
     return folder
+
+
+def saved_spec(spec: ModelSpec, folder: str | Path, seed: int, lora: bool = True) -> ModelSpec:
+    """The spec that loads a saved full-model folder, with a fresh adapter of `spec`'s LoRA settings or none."""
+    out = replace(spec, source="hf", path=str(folder), seed=seed)
+    return out if lora else replace(out, lora=LoraSpec(r=0))
 
 
 def is_complete(folder: str | Path) -> bool:
