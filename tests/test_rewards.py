@@ -1,6 +1,7 @@
 """Rewards: never raise on garbage, adapters' numbers by hand, cache hit counts, pool order and crash survival."""
 
 import math
+from concurrent.futures.process import BrokenProcessPool
 import os
 import time
 
@@ -254,6 +255,24 @@ def test_pool_survives_a_worker_that_exits():
         assert [s["words"] for s in scores] == [1.0, 2.0, -1.0, 3.0, 1.0]
         assert pool.last_errors[2] == "reward worker process died"
         assert pool(["p"], ["still works"])[0]["words"] == 2.0
+
+
+def test_pool_treats_a_pool_broken_during_submission_as_a_crash(monkeypatch):
+    # A worker can die (and break the executor) before the rest of its wave is submitted.
+    with ProcessPoolReward(LengthReward(), workers=2, timeout_s=30, chunk_size=1) as pool:
+        executor = pool._get_pool()
+        real_submit, calls = executor.submit, []
+
+        def submit_then_break(fn, *args):
+            calls.append(args)
+            if len(calls) == 2:
+                raise BrokenProcessPool("a child process terminated abruptly")
+            return real_submit(fn, *args)
+
+        monkeypatch.setattr(executor, "submit", submit_then_break)
+        scores = pool(["p"] * 2, ["a", "b c"])
+        assert [s["words"] for s in scores] == [1.0, 2.0]
+        assert pool.last_errors == [None, None]
 
 
 def test_pool_times_out_a_hanging_chunk_only():

@@ -104,10 +104,17 @@ class ProcessPoolReward:
 
     def _run_wave(self, wave: list[list[int]], prompts: list, outputs: list, contexts: list) -> list[tuple[str, Any]]:
         pool = self._get_pool()
-        futures: list[Future] = [
-            pool.submit(_score_chunk, [prompts[i] for i in c], [outputs[i] for i in c], [contexts[i] for i in c])
-            for c in wave
-        ]
+        futures: list[Future] = []
+        for c in wave:
+            try:
+                future = pool.submit(
+                    _score_chunk, [prompts[i] for i in c], [outputs[i] for i in c], [contexts[i] for i in c]
+                )
+            except BrokenProcessPool as exc:
+                # A chunk submitted earlier in this wave already killed its worker.
+                future = Future()
+                future.set_exception(exc)
+            futures.append(future)
         _, not_done = wait(futures, timeout=self.timeout_s)
         out: list[tuple[str, Any]] = []
         for chunk, f in zip(wave, futures):
