@@ -1,9 +1,9 @@
 """Rewards: never raise on garbage, adapters' numbers by hand, cache hit counts, pool order and crash survival."""
 
 import math
-from concurrent.futures.process import BrokenProcessPool
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
