@@ -2,7 +2,8 @@
 
 Prompts are plain text or chat messages (rendered with the chat template and its generation
 prompt, as the training collators encode them), left-padded per batch. Completions stop at the
-tokenizer's EOS; special tokens are removed from the returned text.
+tokenizer's EOS; special tokens are removed from the returned text. With `constraint` (a
+shared.constrained.TokenAutomaton) every completion follows that format.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import LogitsProcessorList, PreTrainedTokenizerBase
 
+from shared.constrained import ConstrainedLogits, TokenAutomaton
 from shared.modules.data import encode_prompt
 
 
 def sample_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: Sequence, *, samples: int = 1,
                  temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 128, batch_size: int = 16,
-                 seed: int | None = None) -> list[list[str]]:
+                 seed: int | None = None, constraint: TokenAutomaton | None = None) -> list[list[str]]:
     """Return `samples` completions per prompt (greedy when temperature is 0; then samples must be 1).
 
     `batch_size` counts sequences (prompts x samples) per `generate` call. With `seed`, sampling is
@@ -41,6 +43,8 @@ def sample_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pro
                 ids = torch.tensor([[pad] * (width - len(e)) + e for e in chunk], device=model.device)
                 mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in chunk], device=model.device)
                 sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+                if constraint is not None:
+                    sampling["logits_processor"] = LogitsProcessorList([ConstrainedLogits(constraint, width)])
                 generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                            num_return_sequences=samples, pad_token_id=pad, eos_token_id=eos, **sampling)
                 rows = generated[:, width:].tolist()

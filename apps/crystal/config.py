@@ -62,6 +62,10 @@ class SampleArgs:
         top_p: nucleus sampling threshold.
         max_new_tokens: completion length limit (tokens).
         batch_size: sequences per generate call.
+        constrained: sample through the Wyckoff-format automaton (apps.crystal.grammar): every sample has the
+            format's layout and symmetry bookkeeping (a real space group, its Wyckoff labels, orbits adding up to
+            the stated atom count, at most data.max_atoms); physics is left to the model. Also used by the
+            evaluations, so rounds and SFT are compared under the same decoding. Not in PLaID++, which samples freely.
     """
 
     unconditional: int = 32
@@ -70,6 +74,7 @@ class SampleArgs:
     top_p: float = 1.0
     max_new_tokens: int = 256
     batch_size: int = 16
+    constrained: bool = False
 
 
 @dataclass

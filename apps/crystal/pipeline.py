@@ -10,11 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from apps.crystal.data import Crystal
+from apps.crystal.grammar import WyckoffGrammar
 from apps.crystal.metrics import summarize
 from apps.crystal.prompts import prompt, prompt_id
 from apps.crystal.reward import NoveltyChecker, ScoringService, set_scores
 from apps.crystal.wyckoff import decode
 from shared.atomic import write_text
+from shared.constrained import TokenAutomaton
 from shared.generation import sample_texts
 from shared.records import Candidate, write_jsonl
 
@@ -34,15 +36,21 @@ def heldout_spacegroups(heldout: Sequence[Crystal], n: int, seed: int) -> list[i
     return sorted(groups[:n])
 
 
+def format_constraint(tok, constrained: bool, max_atoms: int) -> TokenAutomaton | None:
+    """The Wyckoff-format automaton for this tokenizer when sampling is constrained (apps.crystal.grammar)."""
+    return TokenAutomaton(WyckoffGrammar(max_atoms), tok) if constrained else None
+
+
 def generate(model, tok, requests: Sequence[tuple[Condition, int]], *, temperature: float, top_p: float,
-             max_new_tokens: int, batch_size: int, seed: int) -> list[Candidate]:
-    """Return candidates for each (condition, number of samples) request."""
+             max_new_tokens: int, batch_size: int, seed: int, constraint: TokenAutomaton | None = None) -> list[Candidate]:
+    """Return candidates for each (condition, number of samples) request (format-constrained with `constraint`)."""
     out = []
     for (formula, sg), n in requests:
         if n <= 0:
             continue
         texts = sample_texts(model, tok, [prompt(formula, sg)], samples=n, temperature=temperature, top_p=top_p,
-                             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + (sg or 0))[0]
+                             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + (sg or 0),
+                             constraint=constraint)[0]
         out.extend(Candidate(prompt_id=prompt_id(formula, sg), prompt=prompt(formula, sg), output=t,
                              metadata={"requested_formula": formula, "requested_sg": sg, "sample": j})
                    for j, t in enumerate(texts))
@@ -98,10 +106,11 @@ def evaluation_requests(unconditional: int, spacegroups: Sequence[int], per_spac
 
 
 def evaluate_model(model, tok, *, requests, temperature: float, top_p: float, max_new_tokens: int, batch_size: int,
-                   seed: int, service: ScoringService, novelty: NoveltyChecker, out_dir: Path, best_cifs: int) -> dict[str, float]:
+                   seed: int, service: ScoringService, novelty: NoveltyChecker, out_dir: Path, best_cifs: int,
+                   constraint: TokenAutomaton | None = None) -> dict[str, float]:
     """Sample, score, write samples.jsonl and the best CIFs under out_dir; return the summary."""
     candidates = generate(model, tok, requests, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                          batch_size=batch_size, seed=seed)
+                          batch_size=batch_size, seed=seed, constraint=constraint)
     scored = score(candidates, service, novelty)
     write_jsonl(out_dir / "samples.jsonl", scored)
     write_best_cifs(scored, out_dir / "best_cifs", best_cifs)

@@ -28,6 +28,7 @@ from apps.crystal.physics import EnergySettings
 from apps.crystal.pipeline import (
     evaluate_model,
     evaluation_requests,
+    format_constraint,
     frequent_spacegroups,
     generate,
     heldout_spacegroups,
@@ -149,7 +150,8 @@ class Evaluator:
         summary = evaluate_model(model, tok, requests=self.requests, temperature=cfg.eval.temperature,
                                  top_p=cfg.sample.top_p, max_new_tokens=cfg.sample.max_new_tokens,
                                  batch_size=cfg.sample.batch_size, seed=seed, service=self.service,
-                                 novelty=self.novelty, out_dir=out_dir, best_cifs=cfg.eval.best_cifs)
+                                 novelty=self.novelty, out_dir=out_dir, best_cifs=cfg.eval.best_cifs,
+                                 constraint=format_constraint(tok, cfg.sample.constrained, cfg.data.max_atoms))
         write_json(done, summary)
         return summary
 
@@ -169,7 +171,8 @@ def run_plaid(cfg: CrystalConfig, train: list[Crystal], start: Path, service: Sc
         requests = [((None, None), s.unconditional)] + [((None, sg), s.per_spacegroup) for sg in sgs]
         print(f"round {round.index + 1}: sampling at temperature {schedule['temperature']}", flush=True)
         return generate(model, tok, requests, temperature=schedule["temperature"], top_p=s.top_p,
-                        max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, seed=round.seed)
+                        max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, seed=round.seed,
+                        constraint=format_constraint(tok, s.constrained, cfg.data.max_atoms))
 
     def score_round(round, candidates):
         scored = score(candidates, service, novelty)
