@@ -1,0 +1,1 @@
+"""Object-centric text-to-image alignment (OSPO) on procedurally rendered compositional scenes."""
