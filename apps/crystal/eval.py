@@ -9,7 +9,9 @@ scored exactly as in training (same CHGNet settings, hull cache and training set
 Writes <run>/eval/<model>/seed_<s>/ (samples.jsonl, best_cifs/, summary.json; the run's own seed
 reuses the evaluation training already wrote), and
 <run>/eval/table.md + results.json: each rate over the pooled seeds with its 95% bootstrap interval,
-and the per-seed S.U.N. rates.
+and the per-seed S.U.N. rates. --decoding constrained|free overrides the run's sample.constrained
+(results then go to <run>/eval/<decoding>/ and nothing from training is reused), e.g. to measure
+what the format automaton adds.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="also evaluate this save_pretrained folder (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--unconditional", type=int, help="unconditional samples per model and seed (default: the run's eval.unconditional)")
+    parser.add_argument("--decoding", choices=["run", "constrained", "free"], default="run",
+                        help="format-constrained or free sampling (run: as the training run sampled)")
     args = parser.parse_args(argv)
     try:
         if not (args.run / "config.yaml").is_file() or not (args.run / "data" / "train.jsonl").is_file():
@@ -86,6 +90,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.unconditional:
         cfg.eval.unconditional = args.unconditional
     cfg.run_dir = args.run
+    eval_dir = args.run / "eval"
+    if args.decoding != "run":
+        cfg.sample.constrained = args.decoding == "constrained"
+        eval_dir = eval_dir / args.decoding
     quiet_lightning()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     train = read_crystals(args.run / "data" / "train.jsonl")
@@ -96,16 +104,17 @@ def main(argv: list[str] | None = None) -> dict:
     for name, folder in models.items():
         pooled, per_seed = [], []
         for seed in args.seeds:
-            out = args.run / "eval" / name / f"seed_{seed}"
+            out = eval_dir / name / f"seed_{seed}"
             reuse = training_eval_dir(args.run, name)
-            if seed == cfg.seed and not args.unconditional and reuse is not None and (reuse / "summary.json").is_file():
+            if seed == cfg.seed and not args.unconditional and args.decoding == "run" and reuse is not None and (reuse / "summary.json").is_file():
                 out = reuse  # the same model, seed and requests were evaluated during training
             per_seed.append(evaluator(folder, out, seed))
             pooled += read_jsonl(out / "samples.jsonl", Candidate)
             print(f"{name} seed {seed}: S.U.N. {per_seed[-1]['sun']:.3f}  valid {per_seed[-1]['valid']:.3f}", flush=True)
         results[name] = {**summarize_candidates(pooled), "seeds": args.seeds, "sun_per_seed": [m["sun"] for m in per_seed],
                          "model": str(folder)}
-    lines = [f"Seeds {args.seeds}; per model and seed {cfg.eval.unconditional} unconditional samples and "
+    decoding = "format-constrained" if cfg.sample.constrained else "free"
+    lines = [f"Seeds {args.seeds}; {decoding} sampling; per model and seed {cfg.eval.unconditional} unconditional samples and "
              f"{cfg.eval.per_spacegroup} per requested space group; rates over the pooled seeds with 95% bootstrap intervals.",
              "", "| model | " + " | ".join(label for _, label in COLUMNS) + " | S.U.N. per seed |",
              "|---" * (len(COLUMNS) + 2) + "|"]
@@ -113,8 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
         lines.append(f"| {name} | " + " | ".join(fmt(m, key) for key, _ in COLUMNS) + " | "
                      + ", ".join(f"{v:.3f}" for v in m["sun_per_seed"]) + " |")
     table = "\n".join(lines) + "\n"
-    write_text(args.run / "eval" / "table.md", table)
-    write_json(args.run / "eval" / "results.json", {"results": results, "scoring": service.stats()})
+    write_text(eval_dir / "table.md", table)
+    write_json(eval_dir / "results.json", {"results": results, "scoring": service.stats()})
     print(table)
     return results
 

@@ -9,6 +9,10 @@ A prompt names the condition: "" (unconditional), "spacegroup=N", "formula=X" or
 "formula=X,spacegroup=N". Each output is {"text": the Wyckoff text, "cif": the structure as CIF or
 null, "formula", "spacegroup" (of the decoded structure, spglib), "reason": why the text is not a
 crystal, or null}. Validity and energies are the eval's business (python -m apps.crystal.eval).
+
+--decoding constrained samples through the Wyckoff-format automaton (apps.crystal.grammar), free
+samples plainly; the default (auto) follows the training run's sample.constrained when --model is
+a run folder, else free.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from apps.crystal.pipeline import format_constraint
 from apps.crystal.prompts import prompt_text
 from apps.crystal.reward import spacegroup_of
 from apps.crystal.wyckoff import decode
@@ -69,9 +74,9 @@ def describe(text: str) -> dict[str, Any]:
 class CrystalGenerator:
     """Turns each condition into PLaID's prompt, generates, decodes the text and returns it with its CIF."""
 
-    def __init__(self, model, tokenizer, *, max_new_tokens: int = 256):
+    def __init__(self, model, tokenizer, *, max_new_tokens: int = 256, constrained: bool = False, max_atoms: int = 40):
         self.text = HFTextGenerator(model, tokenizer, max_new_tokens=max_new_tokens, chat=True, temperature=0.7,
-                                    name="crystal")
+                                    name="crystal", constraint=format_constraint(tokenizer, constrained, max_atoms))
         self.accepted_params = self.text.accepted_params
         self.name = "crystal"
 
@@ -89,8 +94,22 @@ class CrystalGenerator:
                 else describe(next(texts)) for c in conditions]
 
 
+def run_decoding(model: Path) -> tuple[bool, int]:
+    """(sample.constrained, data.max_atoms) of the training run when `model` is a run folder, else (False, 40)."""
+    if not (model / "config.yaml").is_file() or not (model / "final_model.json").is_file():
+        return False, 40
+    from apps.crystal.config import CrystalConfig
+    from shared.config import load_yaml
+
+    cfg = load_yaml(CrystalConfig, model / "config.yaml")
+    return cfg.sample.constrained, cfg.data.max_atoms
+
+
 def main(argv: list[str] | None = None) -> None:
     parser, rest, serving = infer_parser(PROG, __doc__, list(sys.argv[1:] if argv is None else argv))
+    parser.add_argument("--decoding", choices=["auto", "constrained", "free"], default="auto",
+                        help="format-constrained or free sampling (auto: as the training run sampled)")
+    parser.add_argument("--max-atoms", type=int, help="constrained decoding's cell size limit (default: the run's data.max_atoms, else 40)")
     if not serving:
         parser.add_argument("--spacegroup", type=int, help="requested space group number (1-230)")
         parser.add_argument("--formula", help="requested chemical formula")
@@ -106,8 +125,12 @@ def main(argv: list[str] | None = None) -> None:
         parse_condition(condition)
     except ValueError as exc:
         parser.error(str(exc))
+    constrained, max_atoms = run_decoding(Path(args.model))
+    if args.decoding != "auto":
+        constrained = args.decoding == "constrained"
     model, tok = load_policy(spec)
-    generator = CrystalGenerator(model, tok, max_new_tokens=args.max_new_tokens)
+    generator = CrystalGenerator(model, tok, max_new_tokens=args.max_new_tokens, constrained=constrained,
+                                 max_atoms=args.max_atoms or max_atoms)
     if serving:
         serve(generator, **serve_kwargs(args))
         return

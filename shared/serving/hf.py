@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from transformers import LogitsProcessorList
 
+from shared.constrained import ConstrainedLogits, TokenAutomaton
 from shared.serving.protocol import TEXT_PARAMS
 
 _log = logging.getLogger(__name__)
@@ -25,7 +27,8 @@ class HFTextGenerator:
     reproducible without touching the caller's global RNG state. The constructor's values are
     the defaults for parameters a request leaves out. The model is put in eval mode, and a
     tokenizer without a pad token gets its eos token as pad token. Other settings (eos ids,
-    repetition penalty, ...) come from the model's `generation_config`.
+    repetition penalty, ...) come from the model's `generation_config`. With `constraint` (a
+    shared.constrained.TokenAutomaton) every continuation follows that format.
     """
 
     accepted_params = TEXT_PARAMS
@@ -40,6 +43,7 @@ class HFTextGenerator:
         temperature: float = 0.0,
         top_p: float = 1.0,
         name: str | None = None,
+        constraint: TokenAutomaton | None = None,
     ) -> None:
         if tokenizer.pad_token_id is None:
             if tokenizer.eos_token is None:
@@ -54,6 +58,7 @@ class HFTextGenerator:
         if chat and not self.chat:
             _log.warning("chat=True but the tokenizer has no chat template; prompts are encoded as plain text")
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
+        self.constraint = constraint
 
     def generate(
         self,
@@ -84,8 +89,12 @@ class HFTextGenerator:
             self.top_p if top_p is None else top_p,
             self.max_new_tokens if max_new_tokens is None else max_new_tokens,
         )
+        extra = {}
+        if self.constraint is not None:
+            width = encoded["input_ids"].shape[1]
+            extra["logits_processor"] = LogitsProcessorList([ConstrainedLogits(self.constraint, width)])
         with torch.inference_mode(), self._seeded(seed):
-            output = self.model.generate(**encoded, generation_config=config)
+            output = self.model.generate(**encoded, generation_config=config, **extra)
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 

@@ -86,6 +86,31 @@ def test_serving_returns_cif(run):
     assert any(out["cif"] and out["cif"].startswith("# generated using pymatgen") for out in outputs)
 
 
+@pytest.mark.slow
+def test_constrained_decoding_in_eval_and_serving(run):
+    from apps.crystal.grammar import WyckoffGrammar
+
+    folder, _, _ = run
+    grammar = WyckoffGrammar(max_atoms=12)
+
+    def follows_format(text):
+        state = grammar.start()
+        for ch in text:
+            state = grammar.step(state, ch)
+            if state is None:
+                return False
+        return True
+
+    eval_main(["--run", str(folder), "--seeds", "0", "--unconditional", "4", "--decoding", "constrained"])
+    assert "format-constrained" in (folder / "eval" / "constrained" / "table.md").read_text()
+    samples = read_jsonl(folder / "eval" / "constrained" / "sft" / "seed_0" / "samples.jsonl", Candidate)
+    assert len(samples) == 6 and all(follows_format(c.output) for c in samples)
+    spec, _ = resolve_model(str(folder))
+    generator = CrystalGenerator(*load_policy(spec), max_new_tokens=160, constrained=True, max_atoms=12)
+    outputs = generator.generate(["", "spacegroup=194"], temperature=1.0, seed=3)
+    assert all(follows_format(o["text"]) for o in outputs)
+
+
 def test_condition_parsing():
     assert parse_condition("") == (None, None)
     assert parse_condition("formula=Cl4Na4, spacegroup=225") == ("NaCl", 225)
