@@ -90,6 +90,46 @@ def perturb_(params, scale: float = 0.02, seed: int = 3) -> None:
             p.add_(scale * torch.randn(p.shape, generator=g))
 
 
+def test_ospo_batch_denoises_the_chosen_under_the_negative_prompt_with_the_same_noise():
+    unet = tiny_unet()
+    module = DiffusionPreferenceModule(unet, scheduler(), loss="diffusion_ospo")
+    batch = pair_batch(n=3)
+    batch["negative_encoder_hidden_states"] = torch.randn(3, S, D, generator=torch.Generator().manual_seed(5))
+    calls = []
+    hook = capture_inputs(unet, calls)
+    errors = module.errors(batch, torch.Generator().manual_seed(11))
+    hook.remove()
+    noisy, t, cond = calls[0]
+    assert noisy.shape[0] == 9  # chosen | rejected | chosen again
+    torch.testing.assert_close(noisy[:3], noisy[6:], rtol=0, atol=0)  # same sample, noise and timestep
+    torch.testing.assert_close(t[:3], t[6:], rtol=0, atol=0)
+    torch.testing.assert_close(cond[6:], batch["negative_encoder_hidden_states"], rtol=0, atol=0)
+    torch.testing.assert_close(errors.policy_chosen_negative,
+                               hand_errors(unet, batch["chosen"], module.last_noise, module.last_timesteps,
+                                           batch["negative_encoder_hidden_states"], "epsilon"), rtol=1e-4, atol=1e-6)
+    assert module.training_step(batch, 0).isfinite()
+
+
+def test_pixel_weights_weight_the_squared_error():
+    unet = tiny_unet()
+    module = DiffusionPreferenceModule(unet, scheduler())
+    batch = pair_batch(n=2)
+    plain = module.errors(batch, torch.Generator().manual_seed(1))
+    ones = module.errors({**batch, "chosen_weights": torch.ones(2, 1, 8, 8)}, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(plain.policy_chosen, ones.policy_chosen)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, :4] = 1.0  # only the top half counts
+    half = module.errors({**batch, "chosen_weights": mask}, torch.Generator().manual_seed(1))
+    noisy = module.noise_scheduler.add_noise(batch["chosen"], module.last_noise, module.last_timesteps)
+    with torch.no_grad():
+        pred = unet(noisy, module.last_timesteps, encoder_hidden_states=batch["encoder_hidden_states"]).sample
+    expected = ((pred - module.last_noise) ** 2)[:, :, :4].mean(dim=(1, 2, 3))
+    torch.testing.assert_close(half.policy_chosen, expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(half.policy_rejected, plain.policy_rejected)
+    with pytest.raises(ValueError, match="'rejected_weights' has shape"):
+        module.errors({**batch, "rejected_weights": torch.ones(2, 8, 8)})
+
+
 @pytest.mark.parametrize("reference", ["frozen_copy", "adapter_disabled"])
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_chosen_rejected_policy_and_reference_share_noise_and_timesteps(reference, prediction_type):

@@ -161,6 +161,22 @@ def test_diffusion_smpo_scales_the_logit():
     assert out.loss.item() == pytest.approx(-logsig(0.8 * 0.5), abs=1e-9)
 
 
+def test_diffusion_ospo_hand_computed():
+    """e = (0.30, 0.50 | 0.35, 0.45) as in the DPO test -> pair logit 0.5 (beta 10, s 1/2).
+    Negative prompt: e_pol_w' = 0.40, e_ref_w' = 0.38 -> rho_w = -0.5 (0.30 - 0.35) = 0.025,
+    rho_w' = -0.5 (0.40 - 0.38) = -0.01, cond logit 10 * 0.035 = 0.35; sft = 0.30.
+    loss = 0.8 (-log sigma(0.5)) + 0.5 (-log sigma(0.35)) + 1.5 * 0.30."""
+    t = lambda v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
+    errs = DenoisingPairErrors(t(0.30), t(0.50), t(0.35), t(0.45), policy_chosen_negative=t(0.40),
+                               ref_chosen_negative=t(0.38))
+    out = get_loss("diffusion_ospo")(errs, beta=10.0)
+    expected = 0.8 * -logsig(0.5) + 0.5 * -logsig(0.35) + 1.5 * 0.30
+    assert out.loss.item() == pytest.approx(expected, abs=1e-9)
+    assert out.metrics["ospo/cond_acc"].item() == 1.0
+    with pytest.raises(ValueError, match="negative prompt"):
+        get_loss("diffusion_ospo")(DenoisingPairErrors(t(0.3), t(0.5), t(0.35), t(0.45)))
+
+
 def test_diffusion_kto_hand_computed():
     """g = e_ref - e_pol = (0.1, -0.3, 0.2) -> z = max(0, mean g) = 0; beta = 2.
     desirable: 1 - sigma(0.2), undesirable: 1 - sigma(-(-0.6)) = 1 - sigma(0.6), desirable: 1 - sigma(0.4)."""
@@ -343,7 +359,7 @@ TRL_TESTED = {"sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft", "cdpo", "simpo", "orpo",
               "kto", "apo_zero_unpaired", "grpo", "bnpo", "dr_grpo", "dapo"}
 HAND_TESTED = {"soft_preference", "smoothed_preference", "plackett_luce", "rankdpo", "tpo_list", "diffusion_dpo",
-               "diffusion_npo", "diffusion_smpo", "diffusion_kto"}
+               "diffusion_npo", "diffusion_smpo", "diffusion_kto", "diffusion_ospo"}
 
 
 def test_every_registered_loss_has_a_reference_test():

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from shared.losses.pairwise import sigmoid_loss
 from shared.losses.registry import register_loss
 from shared.losses.strength import smoothed_preference_loss
-from shared.losses.types import LossOutput, PairTerms, UnpairedTerms, check_tensors
+from shared.losses.types import LossInputError, LossOutput, PairTerms, UnpairedTerms, check_tensors
 from shared.losses.unpaired import kto_loss
 
 
@@ -28,11 +29,15 @@ class DenoisingPairErrors:
     ref_chosen: Tensor
     ref_rejected: Tensor
     strength: Tensor | None = None
+    # The chosen sample denoised under its pair's negative (conflicting) prompt, same noise and timestep (OSPO).
+    policy_chosen_negative: Tensor | None = None
+    ref_chosen_negative: Tensor | None = None
 
     def __post_init__(self) -> None:
         check_tensors("DenoisingPairErrors", None, policy_chosen=self.policy_chosen,
                       policy_rejected=self.policy_rejected, ref_chosen=self.ref_chosen,
-                      ref_rejected=self.ref_rejected, strength=self.strength)
+                      ref_rejected=self.ref_rejected, strength=self.strength,
+                      policy_chosen_negative=self.policy_chosen_negative, ref_chosen_negative=self.ref_chosen_negative)
 
     def to_pair_terms(self, scale: float | Tensor = 0.5, swap: bool = False) -> PairTerms:
         """Return PairTerms with logps = -scale * error, so rho = -scale * (e_policy - e_ref)."""
@@ -80,6 +85,38 @@ def diffusion_smpo_loss(errors: DenoisingPairErrors, *, beta: float = 5000.0, sc
                         gamma: float = 1.0) -> LossOutput:
     """SmPO-Diffusion: loss = -log sigma((2 p - gamma) beta h), h = rho_w - rho_l from denoising errors, p = errors.strength."""
     return smoothed_preference_loss(errors.to_pair_terms(scale), beta=beta, gamma=gamma)
+
+
+@register_loss("diffusion_ospo", "diffusion", paper="Oh et al. 2025, OSPO (arXiv:2506.02015), adapted to denoising errors")
+def diffusion_ospo_loss(errors: DenoisingPairErrors, *, beta: float = 5000.0, scale: float = 0.5, pair_weight: float = 0.8,
+                        cond_weight: float = 0.5, sft_weight: float = 1.5) -> LossOutput:
+    """OSPO's conditional preference loss on denoising errors: pair term + conditional term + SFT term.
+
+    With rho(x | c) = -s (e_pol(x, c) - e_ref(x, c)) at one shared noise and timestep, c the base
+    prompt, c' its hard negative prompt, x_w chosen and x_l rejected:
+
+        loss = pair_weight * -log sigma(beta (rho(x_w | c) - rho(x_l | c)))      (Diffusion-DPO pair term)
+             + cond_weight * -log sigma(beta (rho(x_w | c) - rho(x_w | c')))     (x_w fits its own prompt better)
+             + sft_weight  * e_pol(x_w, c)                                       (denoising loss on the chosen)
+
+    Weights 0.8 / 0.5 / 1.5 are OSPO's release values. OSPO trains an autoregressive image model
+    with SimPO-style length-normalised log-likelihoods; a denoising model has no likelihood, so the
+    implicit reward here is Diffusion-DPO's reference-relative one. Object-mask weighting (OSPO's
+    later version) enters through the errors: the module weights each pixel's squared error.
+    """
+    if errors.policy_chosen_negative is None or errors.ref_chosen_negative is None:
+        raise LossInputError("diffusion_ospo needs the chosen sample's errors under the negative prompt "
+                             "(batch 'negative_encoder_hidden_states')")
+    pair = sigmoid_loss(errors.to_pair_terms(scale), beta=beta)
+    rho_w = -scale * (errors.policy_chosen - errors.ref_chosen)
+    rho_neg = -scale * (errors.policy_chosen_negative - errors.ref_chosen_negative)
+    cond = -F.logsigmoid(beta * (rho_w - rho_neg))
+    sft = errors.policy_chosen
+    losses = pair_weight * pair.losses + cond_weight * cond + sft_weight * sft
+    metrics = {"ospo/pair": pair.losses.mean().detach(), "ospo/cond": cond.mean().detach(), "ospo/sft": sft.mean().detach(),
+               "ospo/cond_acc": (rho_w > rho_neg).float().mean().detach()}
+    return LossOutput(loss=losses.mean(), losses=losses, chosen_rewards=pair.chosen_rewards,
+                      rejected_rewards=pair.rejected_rewards, metrics=metrics)
 
 
 @register_loss("diffusion_kto", "diffusion", paper="Li et al. 2024, Diffusion-KTO (arXiv:2404.04465)")

@@ -44,9 +44,17 @@ def denoising_target(noise_scheduler, samples: Tensor, noise: Tensor, timesteps:
     raise ValueError(f"scheduler prediction_type '{kind}' is not supported (use one of {', '.join(PREDICTION_TYPES)})")
 
 
-def per_sample_error(prediction: Tensor, target: Tensor) -> Tensor:
-    """Return the mean squared error over every non-batch dimension, in float32, shape (batch,)."""
-    return (prediction.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+def per_sample_error(prediction: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Return the mean squared error over every non-batch dimension, in float32, shape (batch,).
+
+    With `weight` (broadcastable to the samples, e.g. (batch, 1, H, W) pixel weights such as
+    1 + lambda * object mask), the weighted mean sum(w * err^2) / sum(w) per sample.
+    """
+    err = (prediction.float() - target.float()).pow(2)
+    if weight is None:
+        return err.flatten(1).mean(dim=1)
+    w = weight.float().expand_as(err)
+    return (w * err).flatten(1).sum(dim=1) / w.flatten(1).sum(dim=1).clamp_min(1e-12)
 
 
 def has_adapter(unet: torch.nn.Module) -> bool:
@@ -88,8 +96,11 @@ class DiffusionPreferenceModule(StepModule):
     """Train a conditional UNet with a registered `diffusion` loss against a frozen reference.
 
     Pair batches: {"chosen", "rejected": (B, C, H, W), "encoder_hidden_states": (B, S, D),
-    optional "strength": (B,)}. Unpaired batches (diffusion_kto): {"samples", "desirable": bool (B,),
-    "encoder_hidden_states"}. `reference`: "frozen_copy" (deep copy taken now), "adapter_disabled"
+    optional "strength": (B,), optional "negative_encoder_hidden_states": (B, S, D) (the chosen sample
+    is also denoised under it: OSPO's conditional term), optional "chosen_weights" /
+    "rejected_weights": (B, 1, H, W) per-pixel weights of the squared error (OSPO's object-mask
+    weighting)}. Unpaired batches (diffusion_kto): {"samples", "desirable": bool (B,),
+    "encoder_hidden_states", optional "weights"}. `reference`: "frozen_copy" (deep copy taken now), "adapter_disabled"
     (the unet with its LoRA switched off), or "auto" (adapter_disabled when the unet has an adapter).
     Noise and timesteps of each step come from a generator seeded by (seed, stage, rank, global
     step, batch index), so runs repeat and resume exactly and validation always sees the same
@@ -139,19 +150,25 @@ class DiffusionPreferenceModule(StepModule):
         with adapter_disabled(self.unet):
             return self._predict(self.unet, noisy, timesteps, cond)
 
-    def _errors(self, samples: Tensor, cond: Tensor, repeats: int,
+    def _errors(self, samples: list[Tensor], conds: list[Tensor], weights: list[Tensor | None],
                 generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        """Noise the stacked `samples` (repeats groups of n) with one shared draw; return (policy, ref) errors."""
-        n = samples.shape[0] // repeats
-        noise, timesteps = sample_noise_and_timesteps((n, *samples.shape[1:]), self.noise_scheduler, generator)
-        noise = noise.to(device=samples.device, dtype=samples.dtype)
-        timesteps = timesteps.to(samples.device)
+        """Noise every block of `samples` (each n samples, under its own conditioning) with one shared draw of
+        noise and timesteps; return the (policy, reference) errors of all blocks, concatenated."""
+        n = samples[0].shape[0]
+        noise, timesteps = sample_noise_and_timesteps((n, *samples[0].shape[1:]), self.noise_scheduler, generator)
+        noise = noise.to(device=samples[0].device, dtype=samples[0].dtype)
+        timesteps = timesteps.to(samples[0].device)
         self.last_noise, self.last_timesteps = noise, timesteps
-        noise, timesteps, cond = (torch.cat([t] * repeats) for t in (noise, timesteps, cond))
-        noisy = self.noise_scheduler.add_noise(samples, noise, timesteps)
-        target = denoising_target(self.noise_scheduler, samples, noise, timesteps)
-        ref = per_sample_error(self._reference_predict(noisy, timesteps, cond), target)
-        policy = per_sample_error(self._predict(self.unet, noisy, timesteps, cond), target)
+        repeats = len(samples)
+        stacked, cond = torch.cat(samples), torch.cat(conds)
+        noise, timesteps = torch.cat([noise] * repeats), torch.cat([timesteps] * repeats)
+        weight = None
+        if any(w is not None for w in weights):
+            weight = torch.cat([torch.ones_like(s[:, :1]) if w is None else w.to(s) for s, w in zip(samples, weights)])
+        noisy = self.noise_scheduler.add_noise(stacked, noise, timesteps)
+        target = denoising_target(self.noise_scheduler, stacked, noise, timesteps)
+        ref = per_sample_error(self._reference_predict(noisy, timesteps, cond), target, weight)
+        policy = per_sample_error(self._predict(self.unet, noisy, timesteps, cond), target, weight)
         return policy, ref
 
     def errors(self, batch: dict[str, Tensor],
@@ -163,17 +180,31 @@ class DiffusionPreferenceModule(StepModule):
             _check_batch(cond, samples=samples, desirable=desirable)
             if desirable.dim() != 1:
                 raise ValueError(f"batch 'desirable' must have shape (batch,), got {tuple(desirable.shape)}")
-            policy, ref = self._errors(samples, cond, 1, generator)
+            _check_weights(samples, batch.get("weights"), "weights")
+            policy, ref = self._errors([samples], [cond], [batch.get("weights")], generator)
             return DenoisingErrors(policy=policy, ref=ref, desirable=desirable.bool())
         chosen, rejected = _require(batch, "chosen"), _require(batch, "rejected")
         if chosen.shape != rejected.shape:
             raise ValueError(f"batch 'chosen' has shape {tuple(chosen.shape)} but 'rejected' has "
                              f"{tuple(rejected.shape)}; pairs need equal shapes")
+        negative = batch.get("negative_encoder_hidden_states")
         _check_batch(cond, chosen=chosen, strength=batch.get("strength"))
-        policy, ref = self._errors(torch.cat([chosen, rejected]), cond, 2, generator)
+        if negative is not None and negative.shape != cond.shape:
+            raise ValueError(f"batch 'negative_encoder_hidden_states' has shape {tuple(negative.shape)}; "
+                             f"'encoder_hidden_states' has {tuple(cond.shape)}")
+        w_chosen, w_rejected = batch.get("chosen_weights"), batch.get("rejected_weights")
+        _check_weights(chosen, w_chosen, "chosen_weights")
+        _check_weights(rejected, w_rejected, "rejected_weights")
+        samples, conds, weights = [chosen, rejected], [cond, cond], [w_chosen, w_rejected]
+        if negative is not None:  # the chosen sample again, under the negative prompt
+            samples, conds, weights = samples + [chosen], conds + [negative], weights + [w_chosen]
+        policy, ref = self._errors(samples, conds, weights, generator)
         n = chosen.shape[0]
-        return DenoisingPairErrors(policy_chosen=policy[:n], policy_rejected=policy[n:], ref_chosen=ref[:n],
-                                   ref_rejected=ref[n:], strength=batch.get("strength"))
+        extra = {}
+        if negative is not None:
+            extra = {"policy_chosen_negative": policy[2 * n:], "ref_chosen_negative": ref[2 * n:]}
+        return DenoisingPairErrors(policy_chosen=policy[:n], policy_rejected=policy[n:2 * n], ref_chosen=ref[:n],
+                                   ref_rejected=ref[n:2 * n], strength=batch.get("strength"), **extra)
 
     def step_generator(self, stage: str, batch_idx: int) -> torch.Generator:
         """Return the CPU generator for this step: seeded by (seed, stage, rank, global step, batch index)."""
@@ -201,6 +232,19 @@ def _require(batch: dict[str, Tensor], key: str) -> Tensor:
     if key not in batch:
         raise ValueError(f"batch has no '{key}' (keys: {', '.join(sorted(batch))})")
     return batch[key]
+
+
+def _check_weights(samples: Tensor, weight: Tensor | None, name: str) -> None:
+    """Raise ValueError unless `weight` is None or (batch, 1 or C, H, W) for these samples, non-negative."""
+    if weight is None:
+        return
+    ok = weight.dim() == samples.dim() and weight.shape[0] == samples.shape[0] and weight.shape[1] in (1, samples.shape[1]) \
+        and weight.shape[2:] == samples.shape[2:]
+    if not ok:
+        raise ValueError(f"batch '{name}' has shape {tuple(weight.shape)}; expected ({samples.shape[0]}, 1 or "
+                         f"{samples.shape[1]}, {', '.join(map(str, samples.shape[2:]))})")
+    if (weight < 0).any():
+        raise ValueError(f"batch '{name}' has negative weights")
 
 
 def _check_batch(cond: Tensor, **tensors: Tensor | None) -> None:
