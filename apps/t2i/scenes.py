@@ -197,6 +197,39 @@ def prompt_of(scene: Scene) -> str:
     return "a photo of " + " and ".join(phrases)
 
 
+def parse_prompt(text: str) -> Scene | None:
+    """Return the scene a prompt written like `prompt_of`'s describes (sizes large), or None for any other text."""
+    words = text.lower().replace(",", " ").split()
+    if words[:3] != ["a", "photo", "of"]:
+        return None
+    words = words[3:]
+    numbers = {v: k for k, v in NUMBERS.items()}
+    if len(words) == 3 and words[0] in numbers and words[2].endswith("s"):
+        try:
+            return Scene("counting", (SceneObject(words[1], words[2][:-1]),) * numbers[words[0]])
+        except SceneError:
+            return None
+    text = " ".join(words)
+    relation = next((r for r in RELATIONS if f" {r} " in text), None)
+    phrases = text.split(f" {relation} ") if relation else text.split(" and ")
+    objects = []
+    for phrase in phrases:
+        parts = phrase.split()
+        if len(parts) != 3 or parts[0] not in ("a", "an"):
+            return None
+        try:
+            objects.append(SceneObject(parts[1], parts[2]))
+        except SceneError:
+            return None
+    candidates = ["position"] if relation else ["single_object", "two_objects", "colors", "color_attr"]
+    for category in candidates:
+        try:
+            return Scene(category, tuple(objects), relation)
+        except SceneError:
+            continue
+    return None
+
+
 def _draw(rng: random.Random, category: str) -> Scene:
     colours, pairs = list(COLOURS), list(itertools.product(COLOURS, SHAPES))
 

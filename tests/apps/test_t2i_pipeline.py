@@ -1,0 +1,148 @@
+"""The text-to-image app at CI size: SFT, OSPO's pool and pairs, every method's fit, eval, grids, serving, errors.
+
+The tiny model cannot draw a passing image after 30 SFT steps, so the OSPO pool in the end-to-end
+test is drawn by a stand-in generator: the renderer's exact image of the prompt for even seeds (it
+passes every object question of its own prompt) and a blank canvas for odd ones (it fails). That
+gives the pair builders both sides; everything else (SFT, fits, evaluation) runs the real model.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import apps.t2i.train as t2i_train
+from apps.t2i.eval import main as eval_main
+from apps.t2i.infer import ImageGenerator, resolve_pipeline
+from apps.t2i.model import load_saved
+from apps.t2i.preference import draw_and_check
+from apps.t2i.scenes import BACKGROUND, parse_prompt, render
+from shared.records import Candidate, Pair, read_jsonl
+from shared.serving import create_app, running_server
+
+
+class RenderingStandIn:
+    """Draws the prompt's exact scene for even seeds and a blank canvas for odd seeds."""
+
+    resolution = 32
+
+    def generate(self, prompts, seeds, **_):
+        blank = np.full((32, 32, 3), BACKGROUND, dtype=np.uint8)
+        return np.stack([render(parse_prompt(p), 32, s).image if s % 2 == 0 else blank for p, s in zip(prompts, seeds)])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("t2i") / "tiny"
+    args = ["--config", "configs/t2i/tiny.yaml", f"run_dir={folder}"]
+    patch = pytest.MonkeyPatch()
+    patch.setattr(t2i_train, "draw_and_check", lambda model, *a, **k: draw_and_check(RenderingStandIn(), *a, **k))
+    try:
+        results = t2i_train.main(args)
+    finally:
+        patch.undo()
+    return folder, args, results
+
+
+@pytest.mark.slow
+def test_pipeline_builds_pairs_trains_every_method_and_evaluates(run):
+    folder, _, results = run
+    samples = read_jsonl(folder / "ospo" / "samples.jsonl", Candidate)
+    assert {c.metadata["source"] for c in samples} == {"base", "negative"}
+    ospo = read_jsonl(folder / "ospo" / "pairs_ospo.jsonl", Pair)
+    dpo = read_jsonl(folder / "ospo" / "pairs_diffusion_dpo.jsonl", Pair)
+    assert ospo and dpo
+    by_image = {c.output: c for c in samples}
+    for p in ospo:  # chosen: base prompt, passes; rejected: a hard negative's image that fails the base questions
+        chosen, rejected = by_image[p.chosen], by_image[p.rejected]
+        assert chosen.metadata["source"] == "base" and chosen.scores["passed"] == 1.0
+        assert rejected.metadata["source"] == "negative" and rejected.scores["passed"] == 0.0
+        assert p.metadata["negative_prompt"] == rejected.prompt != p.prompt
+    for p in dpo:  # no hard negatives: both sides drawn from the base prompt
+        assert by_image[p.chosen].prompt == by_image[p.rejected].prompt == p.prompt
+    assert set(results) == {"sft", "ospo", "ospo_mask", "diffusion_dpo", "diffusion_kto"}
+    for name, r in results.items():
+        assert (folder / name / "model" / "model_index.json").is_file() if name != "sft" else True
+        assert 0.0 <= r["accuracy"]["overall"] <= 1.0 and r["images"] == 6 * 2 * 2
+    table = (folder / "eval" / "table.md").read_text()
+    assert "| ospo |" in table and "| diffusion_kto |" in table
+    with Image.open(folder / "eval" / "before_after_ospo.png") as grid:
+        assert grid.size[1] == 6 * (32 * 3 + 2)  # one row per category
+    # A rerun finds every stage complete and returns the same result.
+    assert t2i_train.main(run[1]) == results
+
+
+@pytest.mark.slow
+def test_saved_pipeline_loads_and_reproduces_images(run):
+    folder, _, _ = run
+    model = load_saved(resolve_pipeline(str(folder)))
+    a = model.generate(["a photo of a red circle"] * 2, [5, 6], steps=3)
+    b = load_saved(resolve_pipeline(str(folder), "ospo")).generate(["a photo of a red circle"] * 2, [5, 6], steps=3)
+    assert a.shape == (2, 32, 32, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    with pytest.raises(ValueError, match="no model 'nope'"):
+        resolve_pipeline(str(folder), "nope")
+
+
+@pytest.mark.slow
+def test_eval_cli_reuses_results_and_takes_seeds(run):
+    folder, _, _ = run
+    results = eval_main(["--run", str(folder), "--seeds", "0", "--out", str(folder / "eval_one_seed")])
+    assert results["sft"]["images"] == 6 * 2
+    assert (folder / "eval_one_seed" / "grid_sft.png").is_file()
+
+
+@pytest.mark.slow
+def test_serving_returns_png_and_checks_scene_prompts(run):
+    folder, _, _ = run
+    generator = ImageGenerator(load_saved(resolve_pipeline(str(folder))), steps=3)
+    with running_server(create_app(generator)) as url:
+        body = {"prompts": ["a photo of two blue squares", "something else"], "params": {"seed": 3, "guidance": 2.0}}
+        request = urllib.request.Request(f"{url}/generate", method="POST", headers={"content-type": "application/json"},
+                                         data=json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            outputs = json.loads(reply.read())["outputs"]
+    assert [o["seed"] for o in outputs] == [3, 4]
+    with Image.open(io.BytesIO(base64.b64decode(outputs[0]["image_png_base64"]))) as image:
+        assert image.size == (32, 32)
+    assert outputs[0]["check"]["answers"][0]["question"] and outputs[1]["check"] is None
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "apps.t2i.train", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_bad_config_key_and_malformed_prompt_file_give_one_line(tmp_path):
+    out = _cli("--config", "configs/t2i/tiny.yaml", "pref.stepz=3", f"run_dir={tmp_path / 'a'}")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "stepz" in out.stderr
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text('{"scene": {"category": "single_object", "objects": [{"colour": "red", "shape": "circle"}]}}\n'
+                   '{"scene": {"category": "single_object", "objects": [{"colour": "pink", "shape": "circle"}]}}\n')
+    out = _cli("--config", "configs/t2i/tiny.yaml", f"data.train_prompts={bad}", f"run_dir={tmp_path / 'b'}")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert f"{bad}:2" in out.stderr and "pink" in out.stderr
+    out = _cli("--config", "configs/t2i/tiny.yaml", "pref.methods=[ospo, dpoo]", f"run_dir={tmp_path / 'c'}")
+    assert out.returncode == 2 and "unknown method 'dpoo'" in out.stderr
+
+
+def test_diffusion_sft_step_trains_unet_and_text_encoder():
+    from apps.t2i.model import ModelArgs, load_model, tokenize
+    from shared.modules.diffusion_sft import DiffusionSFTModule
+
+    model = load_model(ModelArgs(channels=[16, 32], text_width=32, text_layers=1))
+    module = DiffusionSFTModule(model.unet, model.noise_scheduler, text_encoder=model.text_encoder,
+                                empty_ids=tokenize(model.tokenizer, [""])[0], train_text_encoder=True, condition_dropout=0.5)
+    batch = {"samples": torch.randn(4, 3, 32, 32), "input_ids": tokenize(model.tokenizer, ["a photo of a red circle"] * 4)}
+    loss = module._step(batch, "train", 0)
+    loss.backward()
+    assert loss.isfinite()
+    assert model.text_encoder.get_input_embeddings().weight.grad is not None
+    assert next(model.unet.parameters()).grad is not None
