@@ -12,7 +12,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: setup demo codegen crystal test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal clean
+.PHONY: setup demo codegen crystal t2i test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal clean
 
 setup: $(STAMP)
 
@@ -33,11 +33,17 @@ CONFIG ?= configs/codegen/dstc.yaml
 codegen: setup
 	$(BIN)/python -m apps.codegen.train --config $(CONFIG) $(ARGS)
 
-# The crystal app (PLaID++) on its embedded default: SmolLM2 + LoRA, SFT, then iterative DPO rounds with CHGNet rewards
-# (on this default no sample parses yet, so the rounds stop with a message: docs/apps/crystal.md).
+# The crystal app (PLaID++) on its embedded default: SmolLM2 + LoRA, SFT, then iterative DPO rounds with CHGNet
+# rewards, sampling through the Wyckoff-format automaton (docs/apps/crystal.md).
 CRYSTAL_CONFIG ?= configs/crystal/plaid.yaml
 crystal: setup
 	$(BIN)/python -m apps.crystal.train --config $(CRYSTAL_CONFIG) $(ARGS)
+
+# The text-to-image app (OSPO, Diffusion-DPO, Diffusion-KTO) on its embedded default: a pixel-space diffusers UNet
+# trained on rendered scenes, then OSPO and its baselines, then the GenEval-style eval (docs/apps/t2i.md).
+T2I_CONFIG ?= configs/t2i/ospo.yaml
+t2i: setup
+	$(BIN)/python -m apps.t2i.train --config $(T2I_CONFIG) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)

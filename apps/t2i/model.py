@@ -247,12 +247,11 @@ def _load_pipeline(path: str, dtype: str) -> DiffusionPipeline:
     kind = json.loads(index.read_text()).get("_class_name")
     if kind == PixelT2IPipeline.__name__:
         return PixelT2IPipeline.from_pretrained(folder)
-    pipeline = DiffusionPipeline.from_pretrained(folder, safety_checker=None)
-    frozen = getattr(torch, dtype)
-    pipeline.text_encoder.to(frozen)
-    if getattr(pipeline, "vae", None) is not None:
-        pipeline.vae.to(frozen)
+    # The frozen parts (text encoder, VAE) in `dtype`; the UNet, which trains, in float32.
+    pipeline = DiffusionPipeline.from_pretrained(folder, safety_checker=None, torch_dtype=getattr(torch, dtype))
+    pipeline.unet.to(torch.float32)
     pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+    pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
 

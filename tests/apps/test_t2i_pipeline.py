@@ -146,3 +146,48 @@ def test_diffusion_sft_step_trains_unet_and_text_encoder():
     assert loss.isfinite()
     assert model.text_encoder.get_input_embeddings().weight.grad is not None
     assert next(model.unet.parameters()).grad is not None
+
+
+def test_stable_diffusion_layout_with_lora_trains_generates_and_saves(tmp_path):
+    """The paper-scale path on a tiny Stable Diffusion pipeline built from config: VAE latents, LoRA, OSPO step."""
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from apps.t2i.model import LoraArgs, ModelArgs, load_model, scene_vocabulary, word_tokenizer
+    from apps.t2i.preference import png_bytes
+    from apps.t2i.train import PreferenceBatches, stack
+    from shared.modules.diffusion import DiffusionPreferenceModule
+    from shared.records import Pair
+
+    torch.manual_seed(0)
+    tok = word_tokenizer(scene_vocabulary(), 16)
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                        num_attention_heads=1, max_position_embeddings=16, pad_token_id=0, bos_token_id=2,
+                                        eos_token_id=3))
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        block_out_channels=(8, 16), latent_channels=4, norm_num_groups=8, sample_size=32)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, block_out_channels=(16, 32),
+                                layers_per_block=1, cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=DDIMScheduler(),
+                            safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(tmp_path / "sd")
+    model = load_model(ModelArgs(source="pipeline", path=str(tmp_path / "sd"), resolution=32, lora=LoraArgs(r=4, alpha=4)))
+    assert model.latent and model.resolution == 32
+    images = model.generate(["a photo of a red circle", "a photo of a blue square"], [0, 1], steps=2)
+    assert images.shape == (2, 32, 32, 3)
+    for i, image in enumerate([render(parse_prompt("a photo of a red circle"), 32, 0).image, images[1]]):
+        (tmp_path / "pool" / "images").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pool" / "images" / f"{i}.png").write_bytes(png_bytes(image))
+    pair = Pair(prompt="a photo of a red circle", chosen="images/0.png", rejected="images/1.png",
+                metadata={"negative_prompt": "a photo of a red square"})
+    items = PreferenceBatches(model, tmp_path / "pool", "ospo_mask", 2.0).items([pair, pair])
+    assert items[0]["chosen"].shape == (4, 16, 16) and items[0]["chosen_weights"].shape == (1, 16, 16)
+    module = DiffusionPreferenceModule(model.unet, model.noise_scheduler, loss="diffusion_ospo")
+    assert module.reference_kind == "adapter_disabled"
+    module.training_step(stack(items), 0).backward()
+    trained = [n for n, p in model.unet.named_parameters() if p.grad is not None]
+    assert trained and all("lora" in n for n in trained)
+    model.save(tmp_path / "out")
+    assert (tmp_path / "out" / "vae").is_dir() and load_saved(tmp_path / "out", 32).generate(["a photo of a red circle"], [0], steps=2).shape == (1, 32, 32, 3)
