@@ -95,9 +95,11 @@ def test_saved_pipeline_loads_and_reproduces_images(run):
 @pytest.mark.slow
 def test_eval_cli_reuses_results_and_takes_seeds(run):
     folder, _, _ = run
-    results = eval_main(["--run", str(folder), "--seeds", "0", "--out", str(folder / "eval_one_seed")])
-    assert results["sft"]["images"] == 6 * 2
-    assert (folder / "eval_one_seed" / "grid_sft.png").is_file()
+    before = (folder / "eval" / "sft" / "seed_0" / "results.jsonl").stat().st_mtime_ns
+    results = eval_main(["--run", str(folder), "--seeds", "0"])
+    assert results["sft"]["images"] == 6 * 2 and set(results) == {"sft", "ospo", "ospo_mask", "diffusion_dpo", "diffusion_kto"}
+    assert (folder / "eval" / "sft" / "seed_0" / "results.jsonl").stat().st_mtime_ns == before  # reused, not redrawn
+    assert "seeds [0]" in (folder / "eval" / "table.md").read_text()
 
 
 @pytest.mark.slow
