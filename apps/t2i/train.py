@@ -5,7 +5,7 @@
     python -m apps.t2i.train --help                                  # every option with its default
 
 Stages, each skipped when a rerun finds it complete (a killed run resumes): prompts (data/),
-SFT (sft/model: a diffusers pipeline), OSPO's image pool from the SFT model (ospo/: images,
+SFT (sft/model: a diffusers pipeline), OSPO's image pool from the SFT model (pool/: images,
 samples.jsonl with each image's object checks, pairs_<method>.jsonl), one preference fit per
 method from the SFT model (<method>/model), and the evaluation of every model on held-out
 prompts (eval/: table.md, results.json, grids). The run folder ends with final_model.json
@@ -109,7 +109,7 @@ def run_sft(cfg: T2IConfig) -> Path:
 
 def build_pool(cfg: T2IConfig, sft: Path, train: list[Scene]) -> list[Candidate]:
     """OSPO's image pool (base and hard-negative prompts, object checks), skipped when written."""
-    folder = cfg.run_dir / "ospo"
+    folder = cfg.run_dir / "pool"
     done = folder / "samples.jsonl"
     if done.is_file():
         return read_jsonl(done, Candidate)
@@ -123,7 +123,7 @@ def build_pool(cfg: T2IConfig, sft: Path, train: list[Scene]) -> list[Candidate]
 
 
 def method_data(method: str, samples: list[Candidate], cfg: T2IConfig) -> list:
-    """The method's pairs (or KTO's labelled images), written to ospo/pairs_<method>.jsonl."""
+    """The method's pairs (or KTO's labelled images), written to pool/pairs_<method>.jsonl."""
     o = cfg.ospo
     if method in ("ospo", "ospo_mask"):
         records = ospo_pairs(samples, o.max_pairs_per_prompt, cfg.seed)
@@ -131,7 +131,7 @@ def method_data(method: str, samples: list[Candidate], cfg: T2IConfig) -> list:
         records = dpo_pairs(samples, o.max_pairs_per_prompt, cfg.seed)
     else:
         records = kto_samples(samples)
-    write_jsonl(cfg.run_dir / "ospo" / f"pairs_{method}.jsonl", records)
+    write_jsonl(cfg.run_dir / "pool" / f"pairs_{method}.jsonl", records)
     return records
 
 
@@ -201,7 +201,7 @@ def run_method(cfg: T2IConfig, method: str, sft: Path, records: list) -> Path | 
         model.unet.add_adapter(LoraConfig(r=cfg.model.lora.r, lora_alpha=cfg.model.lora.alpha,
                                           target_modules=list(cfg.model.lora.target_modules), init_lora_weights="gaussian"))
     model.text_encoder.requires_grad_(False)
-    items = PreferenceBatches(model, cfg.run_dir / "ospo", method, p.mask_weight).items(records)
+    items = PreferenceBatches(model, cfg.run_dir / "pool", method, p.mask_weight).items(records)
     loss = "diffusion_ospo" if method in ("ospo", "ospo_mask") else method
     kwargs = {"beta": p.beta}
     if loss == "diffusion_ospo":

@@ -56,10 +56,10 @@ def run(tmp_path_factory):
 @pytest.mark.slow
 def test_pipeline_builds_pairs_trains_every_method_and_evaluates(run):
     folder, _, results = run
-    samples = read_jsonl(folder / "ospo" / "samples.jsonl", Candidate)
+    samples = read_jsonl(folder / "pool" / "samples.jsonl", Candidate)
     assert {c.metadata["source"] for c in samples} == {"base", "negative"}
-    ospo = read_jsonl(folder / "ospo" / "pairs_ospo.jsonl", Pair)
-    dpo = read_jsonl(folder / "ospo" / "pairs_diffusion_dpo.jsonl", Pair)
+    ospo = read_jsonl(folder / "pool" / "pairs_ospo.jsonl", Pair)
+    dpo = read_jsonl(folder / "pool" / "pairs_diffusion_dpo.jsonl", Pair)
     assert ospo and dpo
     by_image = {c.output: c for c in samples}
     for p in ospo:  # chosen: base prompt, passes; rejected: a hard negative's image that fails the base questions
