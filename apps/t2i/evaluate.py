@@ -83,17 +83,21 @@ def bootstrap(rows: Sequence[dict], seed: int = 0) -> dict[str, tuple[float, flo
     return {k: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for k, v in draws.items() if v}
 
 
-def grid(rows: list[list[np.ndarray]], labels: Sequence[str], scale: int = 3, label_width: int = 330) -> Image.Image:
-    """A labelled grid: one row per prompt, images upscaled by `scale` (nearest) with a 2-pixel gap."""
+def grid(rows: list[list[np.ndarray]], labels: Sequence[str], scale: int = 3, label_width: int = 330,
+         split_after: int | None = None) -> Image.Image:
+    """A labelled grid: one row per prompt, images upscaled by `scale` (nearest) with a 2-pixel gap
+    (12 pixels after column `split_after`, which separates a before / after grid's halves)."""
     side = rows[0][0].shape[0] * scale
     cols = max(len(r) for r in rows)
-    canvas = Image.new("RGB", (label_width + cols * (side + 2), len(rows) * (side + 2)), "white")
+    extra = 10 if split_after is not None else 0
+    canvas = Image.new("RGB", (label_width + cols * (side + 2) + extra, len(rows) * (side + 2)), "white")
     draw = ImageDraw.Draw(canvas)
     for y, (row, label) in enumerate(zip(rows, labels)):
         draw.text((4, y * (side + 2) + side // 2 - 6), label, fill="black")
         for x, image in enumerate(row):
             tile = Image.fromarray(image).resize((side, side), Image.NEAREST)
-            canvas.paste(tile, (label_width + x * (side + 2), y * (side + 2)))
+            shift = extra if split_after is not None and x >= split_after else 0
+            canvas.paste(tile, (label_width + x * (side + 2) + shift, y * (side + 2)))
     return canvas
 
 
@@ -116,7 +120,7 @@ def write_grids(cfg: T2IConfig, models: dict[str, Path], scenes: Sequence[Scene]
         paths.append(_save(grid(rows, labels), out / f"grid_{name}.png"))
         if name != "sft" and "sft" in images:
             both = [before + after for before, after in zip(images["sft"], rows)]
-            paths.append(_save(grid(both, labels), out / f"before_after_{name}.png"))
+            paths.append(_save(grid(both, labels, split_after=e.grid_seeds), out / f"before_after_{name}.png"))
     return paths
 
 
