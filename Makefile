@@ -12,7 +12,7 @@ EXTRAS ?= dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: setup demo codegen crystal t2i test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal clean
+.PHONY: setup demo codegen crystal t2i test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,12 @@ bench-sandbox-quick: setup
 
 bench-crystal: setup
 	$(BIN)/python benchmarks/crystal_scoring.py $(ARGS)
+
+bench-constrained: setup
+	$(BIN)/python benchmarks/constrained_sampling.py $(ARGS)
+
+bench-constrained-quick: setup
+	$(BIN)/python benchmarks/constrained_sampling.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
