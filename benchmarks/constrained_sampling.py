@@ -33,7 +33,7 @@ from transformers import LogitsProcessorList  # noqa: E402
 
 from apps.crystal.grammar import WyckoffGrammar  # noqa: E402
 from apps.crystal.prompts import prompt  # noqa: E402
-from shared.constrained import ConstrainedLogits, TokenAutomaton, token_texts  # noqa: E402
+from shared.constrained import ConstrainedLogits, TokenAutomaton, token_texts, walk  # noqa: E402
 from shared.models import ModelSpec, load_policy  # noqa: E402
 from shared.modules.data import encode_prompt  # noqa: E402
 
@@ -44,22 +44,10 @@ def naive_prefix_fn(grammar: WyckoffGrammar, tok, width: int):
 
     def allowed(batch_id: int, ids: torch.Tensor) -> list[int]:
         completion = tok.decode(ids[width:].tolist(), skip_special_tokens=True)
-        state = grammar.start()
-        for ch in completion:
-            state = grammar.step(state, ch) if state is not None else None
+        state = walk(grammar, completion)
         if state is None or eos in ids[width:].tolist():
             return [eos]
-        out = []
-        for i, text in enumerate(texts):
-            if not text:
-                continue
-            s = state
-            for ch in text:
-                s = grammar.step(s, ch)
-                if s is None:
-                    break
-            if s is not None:
-                out.append(i)
+        out = [i for i, text in enumerate(texts) if text and walk(grammar, text, state) is not None]
         if grammar.can_end(state) or not out:
             out.append(eos)
         return out

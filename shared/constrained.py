@@ -33,6 +33,16 @@ class CharConstraint(Protocol):
 _FINISHED = ("<finished>",)
 
 
+def walk(constraint: CharConstraint, text: str, state: Hashable | None = None) -> Hashable | None:
+    """The state after `text` from `state` (default: the start), or None when the format forbids a character."""
+    state = constraint.start() if state is None else state
+    for ch in text:
+        state = constraint.step(state, ch)
+        if state is None:
+            return None
+    return state
+
+
 def token_texts(tokenizer: PreTrainedTokenizerBase) -> list[str | None]:
     """Each token id's text (None for special and non-ASCII tokens), as decoding it alone gives."""
     special = set(tokenizer.all_special_ids)
@@ -60,11 +70,7 @@ class TokenAutomaton:
         self._masks: dict[tuple[Hashable, int], torch.Tensor] = {}
 
     def advance(self, state: Hashable, text: str) -> Hashable | None:
-        for ch in text:
-            state = self.constraint.step(state, ch)
-            if state is None:
-                return None
-        return state
+        return walk(self.constraint, text, state)
 
     def mask(self, state: Hashable, vocab_size: int) -> torch.Tensor:
         """Boolean (vocab_size,) mask of the tokens allowed in `state`; EOS alone when nothing else is."""

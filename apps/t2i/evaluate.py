@@ -117,19 +117,12 @@ def write_grids(cfg: T2IConfig, models: dict[str, Path], scenes: Sequence[Scene]
     labels = [prompt_of(sc) for sc in chosen]
     paths = []
     for name, rows in images.items():
-        paths.append(_save(grid(rows, labels), out / f"grid_{name}.png"))
+        paths.append(write_bytes(out / f"grid_{name}.png", png_bytes(grid(rows, labels))))
         if name != "sft" and "sft" in images:
             both = [before + after for before, after in zip(images["sft"], rows)]
-            paths.append(_save(grid(both, labels, split_after=e.grid_seeds), out / f"before_after_{name}.png"))
+            pair_grid = grid(both, labels, split_after=e.grid_seeds)
+            paths.append(write_bytes(out / f"before_after_{name}.png", png_bytes(pair_grid)))
     return paths
-
-
-def _save(image: Image.Image, path: Path) -> Path:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return write_bytes(path, buffer.getvalue())
 
 
 def evaluate_models(cfg: T2IConfig, models: dict[str, Path], scenes: Sequence[Scene], out: Path) -> dict:

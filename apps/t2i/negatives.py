@@ -54,17 +54,12 @@ def candidates(scene: Scene, edit: str) -> list[Scene]:
     """Every scene one `edit` of `scene` gives (before the conflict and split filters)."""
     objs = list(scene.objects)
     out: list[Scene | None] = []
-    if edit == "colour":
+    if edit in ("colour", "shape"):
+        values = COLOURS if edit == "colour" else SHAPES
         for i, o in enumerate(objs):
-            for c in COLOURS:
-                if c != o.colour:
-                    out.append(_rebuild(scene, [replace(x, colour=c) if (j == i or scene.category == "counting") else x
-                                                for j, x in enumerate(objs)]))
-    elif edit == "shape":
-        for i, o in enumerate(objs):
-            for s in SHAPES:
-                if s != o.shape:
-                    out.append(_rebuild(scene, [replace(x, shape=s) if (j == i or scene.category == "counting") else x
+            for v in values:
+                if v != getattr(o, edit):  # a counting scene's objects are identical: all change together
+                    out.append(_rebuild(scene, [replace(x, **{edit: v}) if (j == i or scene.category == "counting") else x
                                                 for j, x in enumerate(objs)]))
     elif edit == "swap" and len(objs) == 2 and objs[0].colour != objs[1].colour:
         a, b = objs

@@ -16,6 +16,7 @@ Images are PNG files under the round folder; samples and pairs are JSONL (paths 
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,11 +47,10 @@ def initial_scenes(per_category: int, seed: int) -> list[Scene]:
     return out
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    import io
-
+def png_bytes(image: np.ndarray | Image.Image) -> bytes:
+    """PNG file contents of a uint8 (H, W, 3) array or a PIL image."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -34,10 +34,10 @@ from apps.t2i.preference import (
     kto_samples,
     ospo_pairs,
 )
-from apps.t2i.scenes import CATEGORIES, Scene, prompt_of, render
+from apps.t2i.scenes import CATEGORIES, Scene, prompt_of, render, sample_scene
 from shared.atomic import write_json
 from shared.config import parse_or_exit, save_resolved
-from shared.models.saved import DONE, is_complete
+from shared.models.saved import is_complete, mark_complete
 from shared.plots import plot_training_curves
 from shared.records import Candidate, read_jsonl, write_jsonl
 from shared.training import build_trainer, fit, make_loader, quiet_lightning
@@ -66,8 +66,6 @@ def prompt_sets(cfg: T2IConfig) -> tuple[list[Scene], list[Scene]]:
 
 def sft_dataset(model: T2IModel, n: int, seed: int) -> list[dict[str, torch.Tensor]]:
     """n rendered training-split scenes (categories in turn), as model-space samples and prompt token ids."""
-    from apps.t2i.scenes import sample_scene
-
     rng = random.Random(f"t2i-sft:{seed}")
     scenes = [sample_scene(rng, CATEGORIES[i % len(CATEGORIES)], "train") for i in range(n)]
     images = np.stack([render(s, model.resolution, seed * 1_000_003 + i).image for i, s in enumerate(scenes)])
@@ -81,9 +79,7 @@ def stack(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 
 
 def save_model(model: T2IModel, folder: Path) -> Path:
-    model.save(folder)
-    (folder / DONE).write_text("complete\n")
-    return folder
+    return mark_complete(model.save(folder))
 
 
 def run_sft(cfg: T2IConfig) -> Path:

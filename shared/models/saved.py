@@ -17,12 +17,18 @@ from shared.models.loading import LoraSpec, ModelSpec, merge_adapter, save_polic
 DONE = "DONE"
 
 
+def mark_complete(folder: str | Path) -> Path:
+    """Mark a fully written model folder complete (the last write of a stage that saves a model)."""
+    folder = Path(folder)
+    (folder / DONE).write_text("complete\n")
+    return folder
+
+
 def save_merged(policy, tokenizer, folder: str | Path) -> Path:
     """Save the policy with its adapter merged (a plain save_pretrained folder) and mark it complete."""
     folder = Path(folder)
     save_policy(merge_adapter(policy), tokenizer, folder)
-    (folder / DONE).write_text("complete\n")
-    return folder
+    return mark_complete(folder)
 
 
 def saved_spec(spec: ModelSpec, folder: str | Path, seed: int, lora: bool = True) -> ModelSpec:

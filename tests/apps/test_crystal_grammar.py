@@ -11,20 +11,11 @@ from apps.crystal.grammar import WyckoffGrammar
 from apps.crystal.pipeline import format_constraint
 from apps.crystal.prompts import prompt
 from apps.crystal.wyckoff import EncodeError, decode, encode
-from shared.constrained import TokenAutomaton
+from shared.constrained import TokenAutomaton, walk
 from shared.generation import sample_texts
 from shared.models import ModelSpec, byte_tokenizer, load_policy
 
 ROCKSALT = "Na4Cl4\nSpacegroup: Fm-3m\nabc: 5.69 5.69 5.69\nangles: 90.00 90.00 90.00\nSites (8)\nNa 0.000 0.000 0.000 4a\nCl 0.500 0.500 0.500 4b"
-
-
-def final_state(grammar: WyckoffGrammar, text: str):
-    state = grammar.start()
-    for ch in text:
-        state = grammar.step(state, ch)
-        if state is None:
-            return None
-    return state
 
 
 def test_grammar_accepts_real_texts_to_their_end():
@@ -38,10 +29,10 @@ def test_grammar_accepts_real_texts_to_their_end():
         atoms = int(text.splitlines()[4][len("Sites ("):-1])  # the conventional cell's count
         if atoms > 40 or max(e.Z for e in s.composition.elements) > 94:
             continue
-        assert grammar.can_end(final_state(grammar, text)), text
+        assert grammar.can_end(walk(grammar, text)), text
         checked += 1
     assert checked >= 20
-    assert grammar.can_end(final_state(grammar, ROCKSALT))
+    assert grammar.can_end(walk(grammar, ROCKSALT))
 
 
 @pytest.mark.parametrize("bad, where", [
@@ -56,15 +47,15 @@ def test_grammar_accepts_real_texts_to_their_end():
     (ROCKSALT.replace(" 4b", " 4a"), "a position without free parameters used twice"),
 ])
 def test_grammar_rejects_broken_bookkeeping(bad, where):
-    assert final_state(WyckoffGrammar(max_atoms=40), bad) is None, where
+    assert walk(WyckoffGrammar(max_atoms=40), bad) is None, where
 
 
 def test_grammar_does_not_end_early_or_run_on():
     grammar = WyckoffGrammar(max_atoms=40)
     half = ROCKSALT.rsplit("\n", 1)[0]
-    assert not grammar.can_end(final_state(grammar, half))  # 4 of the 8 stated atoms
-    assert final_state(grammar, ROCKSALT + "\n") is None
-    assert final_state(WyckoffGrammar(max_atoms=4), ROCKSALT) is None  # above max_atoms
+    assert not grammar.can_end(walk(grammar, half))  # 4 of the 8 stated atoms
+    assert walk(grammar, ROCKSALT + "\n") is None
+    assert walk(WyckoffGrammar(max_atoms=4), ROCKSALT) is None  # above max_atoms
 
 
 class Digits:
@@ -101,10 +92,10 @@ def test_constrained_crystal_samples_pass_the_decoders_bookkeeping():
     grammar = WyckoffGrammar(max_atoms=12)
     texts = sample_texts(model, tok, [prompt()], samples=8, temperature=1.0, max_new_tokens=400, seed=1,
                          constraint=format_constraint(tok, True, 12))[0]
-    finished = [t for t in texts if grammar.can_end(final_state(grammar, t))]
+    finished = [t for t in texts if grammar.can_end(walk(grammar, t))]
     assert len(finished) >= 6  # a random model can still run out of tokens inside a long formula line
     for t in texts:
-        assert final_state(grammar, t) is not None
+        assert walk(grammar, t) is not None
     bookkeeping = ("unknown space group", "has no Wyckoff position", "says", "not <multiplicity><letter>")
     for t in finished:
         reason = decode(t).reason or ""

@@ -89,17 +89,13 @@ def test_serving_returns_cif(run):
 @pytest.mark.slow
 def test_constrained_decoding_in_eval_and_serving(run):
     from apps.crystal.grammar import WyckoffGrammar
+    from shared.constrained import walk
 
     folder, _, _ = run
     grammar = WyckoffGrammar(max_atoms=12)
 
     def follows_format(text):
-        state = grammar.start()
-        for ch in text:
-            state = grammar.step(state, ch)
-            if state is None:
-                return False
-        return True
+        return walk(grammar, text) is not None
 
     eval_main(["--run", str(folder), "--seeds", "0", "--unconditional", "4", "--decoding", "constrained"])
     assert "format-constrained" in (folder / "eval" / "constrained" / "table.md").read_text()
