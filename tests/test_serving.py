@@ -226,6 +226,7 @@ def test_add_serve_args_gives_serve_its_keywords():
     assert serve_kwargs(args) == {
         "host": "127.0.0.1",
         "port": 9001,
+        "name": None,
         "max_batch_size": 4,
         "max_wait_ms": 10.0,
         "max_new_tokens_limit": 1024,

@@ -26,6 +26,23 @@ SEED = "aligned-generators/codegen/embedded/v1"
 SOURCES = ("embedded", "embedded:train", "embedded:heldout", "humaneval")
 
 
+@dataclass
+class DataArgs:
+    """Where tasks come from: "embedded:train", "embedded:heldout", "humaneval", or a HumanEval/MBPP JSONL path.
+
+    Attributes:
+        train: tasks to train on (SFT targets, DSTC sampling, GRPO prompts).
+        heldout: tasks for the per-round evaluation.
+        max_train_tasks: use only the first N training tasks (0: all).
+        max_heldout_tasks: evaluate on the first N held-out tasks (0: all).
+    """
+
+    train: str = "embedded:train"
+    heldout: str = "embedded:heldout"
+    max_train_tasks: int = 0
+    max_heldout_tasks: int = 0
+
+
 @dataclass(frozen=True)
 class Task:
     """A function-writing task in HumanEval's layout.
@@ -253,9 +270,7 @@ class _TaskLine:
     """Adapter for iter_jsonl: builds a (task, where) from each line's object, detecting its format."""
 
     @staticmethod
-    def from_dict(d: Any, where: str) -> tuple[Task, str]:
-        if not isinstance(d, dict):
-            raise RecordError(f"{where}: expected a JSON object, got {type(d).__name__}")
+    def from_dict(d: dict, where: str) -> tuple[Task, str]:  # iter_jsonl hands over JSON objects only
         mbpp = any(key in d for key in ("text", "code", "test_list"))
         return (_mbpp_task(d, where) if mbpp else _humaneval_task(d, where)), where
 

@@ -13,7 +13,7 @@ self-tests picked a truly correct chosen code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +27,24 @@ from shared.records import Candidate, Pair
 from shared.sandbox import Limits, run_programs
 
 HIDDEN = -1  # the cell index of a code's hidden-test program
+
+
+@dataclass
+class DSTCArgs:
+    """DSTC's own choices (sample.n codes per task; pref.* trains on the minimax pairs).
+
+    Attributes:
+        tasks_per_round: training tasks sampled per round (0: all).
+        test_samples: test-writing completions sampled per task.
+        max_tests: distinct asserts kept per task (m).
+        reuse_samples_from: another DSTC run's folder whose sampled and scored candidates each round reuses
+            (e.g. KTO on exactly the pairs a DPO run built); empty: sample afresh.
+    """
+
+    tasks_per_round: int = 0
+    test_samples: int = 2
+    max_tests: int = 6
+    reuse_samples_from: str = ""
 
 
 def sample_candidates(model, tokenizer, tasks: Sequence[Task], *, codes: int, test_samples: int, temperature: float,

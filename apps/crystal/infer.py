@@ -10,6 +10,10 @@ A prompt names the condition: "" (unconditional), "spacegroup=N", "formula=X" or
 null, "formula", "spacegroup" (of the decoded structure, spglib), "reason": why the text is not a
 crystal, or null}. Validity and energies are the eval's business (python -m apps.crystal.eval).
 
+The server also speaks OpenAI's API (/v1/models, /v1/chat/completions, /v1/completions, streaming
+included) for the model itself: the raw Wyckoff text, format-constrained when the server was
+started constrained. The model name is the --model folder's name (--served-model-name).
+
 --decoding constrained samples through the Wyckoff-format automaton (apps.crystal.grammar), free
 samples plainly; the default (auto) follows the training run's sample.constrained when --model is
 a run folder, else free.
@@ -22,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from apps.crystal.pipeline import format_constraint
+from apps.crystal.grammar import format_constraint
 from apps.crystal.prompts import prompt_text
 from apps.crystal.reward import spacegroup_of
 from apps.crystal.wyckoff import decode
@@ -72,12 +76,16 @@ def describe(text: str) -> dict[str, Any]:
 
 
 class CrystalGenerator:
-    """Turns each condition into PLaID's prompt, generates, decodes the text and returns it with its CIF."""
+    """Turns each condition into PLaID's prompt, generates, decodes the text and returns it with its CIF.
+
+    `text_model` (the model itself, with the format constraint when constrained) is what the
+    server's OpenAI routes serve.
+    """
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int = 256, constrained: bool = False, max_atoms: int = 40):
-        self.text = HFTextGenerator(model, tokenizer, max_new_tokens=max_new_tokens, chat=True, temperature=0.7,
-                                    name="crystal", constraint=format_constraint(tokenizer, constrained, max_atoms))
-        self.accepted_params = self.text.accepted_params
+        self.text_model = HFTextGenerator(model, tokenizer, max_new_tokens=max_new_tokens, chat=True, temperature=0.7,
+                                          name="crystal", constraint=format_constraint(tokenizer, constrained, max_atoms))
+        self.accepted_params = self.text_model.accepted_params
         self.name = "crystal"
 
     def generate(self, prompts: list[str], **params: Any) -> list[dict]:
@@ -89,7 +97,7 @@ class CrystalGenerator:
             except ValueError as exc:
                 conditions.append(str(exc))
         good = [c for c in conditions if not isinstance(c, str)]
-        texts = iter(self.text.generate([prompt_text(f, sg) for f, sg in good], **params) if good else [])
+        texts = iter(self.text_model.generate([prompt_text(f, sg) for f, sg in good], **params) if good else [])
         return [{"text": None, "cif": None, "formula": None, "spacegroup": None, "reason": c} if isinstance(c, str)
                 else describe(next(texts)) for c in conditions]
 

@@ -19,6 +19,7 @@ import hashlib
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from pymatgen.core import Composition, Structure
 
 from apps.crystal.physics import CHGNetEnergy, EnergySettings, ReferenceHull
 from apps.crystal.wyckoff import decode
+from shared.records import Candidate
 from shared.rewards import CachedReward
 
 MIN_DISTANCE_A = 0.5
@@ -34,6 +36,23 @@ MAX_ENERGY_ATOMS = 120  # larger cells are not relaxed (time); they keep no ener
 # CHGNet's neighbour lists grow with density: a cell packed far beyond any real crystal (model garbage such as
 # "abc: 0.9 0.9 0.9") would exhaust memory, so energies are computed only inside this volume per atom (A^3).
 VOLUME_PER_ATOM_A3 = (3.0, 200.0)
+
+
+@dataclass
+class RewardArgs:
+    """CHGNet scoring.
+
+    Attributes:
+        relax: relax each structure with CHGNet (FIRE) before taking its energy.
+        relax_steps: maximum relaxation steps.
+        fmax: relaxation force threshold in eV/A.
+        cache_dir: where reference energies and scores are cached across runs ("": <run_dir>/../cache).
+    """
+
+    relax: bool = True
+    relax_steps: int = 60
+    fmax: float = 0.1
+    cache_dir: str = ""
 
 
 def spacegroup_of(structure: Structure, symprec: float = 0.1) -> int:
@@ -193,3 +212,24 @@ def set_scores(texts: Sequence[str], requested_sg: Sequence[int | None], novelty
         out.append({"novel": float(novelty.novel(s)), "unique": float(unique),
                     "sg_match": float(sg is not None and spacegroup_of(s) == sg)})
     return out
+
+
+def score_candidates(candidates: Sequence[Candidate], service: ScoringService, novelty: NoveltyChecker) -> list[Candidate]:
+    """Fill scores (physics per text, then novelty / uniqueness / space-group match within each condition)."""
+    texts = [c.output for c in candidates]
+    physics, reasons = service(texts)
+    by_condition: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        by_condition.setdefault(c.prompt_id, []).append(i)
+    extra: dict[int, dict[str, float]] = {}
+    for idx in by_condition.values():  # uniqueness is counted within one condition's samples
+        for i, s in zip(idx, set_scores([texts[i] for i in idx], [candidates[i].metadata.get("requested_sg") for i in idx],
+                                        novelty)):
+            extra[i] = s
+    scored = []
+    for i, c in enumerate(candidates):
+        metadata = dict(c.metadata)
+        if reasons[i]:
+            metadata["reason"] = reasons[i]
+        scored.append(replace(c, scores={**physics[i], **extra[i]}, metadata=metadata))
+    return scored

@@ -18,7 +18,6 @@ from typing import Any
 from apps.t2i.scenes import CATEGORIES, SPLITS, Scene, SceneError, prompt_of, sample_scene
 from shared.records import RecordError, iter_jsonl, write_jsonl
 
-
 @dataclass(frozen=True)
 class ScenePrompt:
     """A prompt with the scene graph it describes."""
@@ -52,6 +51,22 @@ class ScenePrompt:
         if not isinstance(prompt, str) or not prompt.strip():
             raise RecordError(f"{prefix}field 'prompt': expected a non-empty string, got {prompt!r:.60}")
         return cls(prompt, scene, {k: v for k, v in d.items() if k not in ("prompt", "scene")})
+
+
+@dataclass
+class DataArgs:
+    """Prompts and images.
+
+    Attributes:
+        sft_images: rendered training scenes (one image each, all categories equally) for SFT.
+        train_prompts: a JSONL prompt file ({"scene": {...}, "prompt": optional}) of OSPO's initial
+            prompts instead of generated training scenes ("": generated).
+        heldout_prompts: a JSONL prompt file for evaluation instead of the generated held-out split.
+    """
+
+    sft_images: int = 6000
+    train_prompts: str = ""
+    heldout_prompts: str = ""
 
 
 def load_prompts(path: str | os.PathLike) -> list[ScenePrompt]:

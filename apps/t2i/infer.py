@@ -9,12 +9,12 @@
 of the run's models: sft, ospo, ospo_mask, diffusion_dpo, diffusion_kto) or any pipeline folder.
 Each output is {"image_png_base64", "width", "height", "seed", "check"}: "check" is the object
 checker's verdict ({"passed", "score", "answers"}) when the prompt is one the scene grammar
-reads ("a photo of ..."), else null.
+reads ("a photo of ..."), else null. The server has /health and /generate only: images have no
+OpenAI text routes.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import sys
@@ -26,7 +26,7 @@ from apps.t2i.model import T2IModel, load_saved
 from apps.t2i.preference import png_bytes
 from apps.t2i.scenes import parse_prompt
 from shared.atomic import write_bytes
-from shared.serving.cli import add_serve_args, serve, serve_kwargs
+from shared.serving.cli import infer_parser, serve, serve_kwargs
 from shared.serving.protocol import Param
 
 PROG = "python -m apps.t2i.infer"
@@ -78,21 +78,15 @@ class ImageGenerator:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    serving = bool(argv) and argv[0] == "serve"
-    parser = argparse.ArgumentParser(prog=PROG + (" serve" if serving else ""), description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a training run folder or a diffusers pipeline folder")
+    parser, rest, serving = infer_parser(PROG, __doc__, list(sys.argv[1:] if argv is None else argv), text=False)
     parser.add_argument("--which", help="which of the run's models (default: its final model, OSPO)")
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale")
-    if serving:
-        add_serve_args(parser)
-    else:
+    if not serving:
         parser.add_argument("--prompt", required=True)
         parser.add_argument("--seeds", type=int, nargs="+", default=[0])
         parser.add_argument("--out", type=Path, help="write the images as PNG into this folder")
-    args = parser.parse_args(argv[1:] if serving else argv)
+    args = parser.parse_args(rest)
     try:
         folder = resolve_pipeline(args.model, args.which)
     except ValueError as exc:

@@ -25,18 +25,16 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
 from apps.t2i.scenes import CATEGORIES, sample_scene, prompt_of
+from shared.kit.diffusion import add_unet_lora
+from shared.models import LoraSpec
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
-@dataclass
-class LoraArgs:
-    """LoRA on the UNet's attention projections (0: train the UNet fully)."""
-
-    r: int = 0
-    alpha: int = 8
-    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+def unet_lora(r: int = 0, alpha: int = 8) -> LoraSpec:
+    """LoRA on the UNet's attention projections (r 0: train the UNet fully)."""
+    return LoraSpec(r=r, alpha=alpha, target_modules=list(LORA_TARGETS))
 
 
 @dataclass
@@ -67,7 +65,7 @@ class ModelArgs:
     text_layers: int = 2
     max_length: int = 16
     prediction_type: str = "epsilon"
-    lora: LoraArgs = field(default_factory=LoraArgs)
+    lora: LoraSpec = field(default_factory=unet_lora)
     dtype: str = "float32"
 
 
@@ -263,12 +261,7 @@ def load_model(args: ModelArgs, seed: int = 0) -> T2IModel:
         pipeline = _load_pipeline(args.path, args.dtype)
     else:
         raise ValueError(f"model.source: {args.source!r} is not one of tiny, pipeline")
-    if args.lora.r > 0:
-        from peft import LoraConfig
-
-        pipeline.unet.requires_grad_(False)
-        pipeline.unet.add_adapter(LoraConfig(r=args.lora.r, lora_alpha=args.lora.alpha,
-                                             target_modules=list(args.lora.target_modules), init_lora_weights="gaussian"))
+    add_unet_lora(pipeline.unet, args.lora)
     noise = DDPMScheduler.from_config(pipeline.scheduler.config)
     resolution = args.resolution if args.source == "tiny" or getattr(pipeline, "vae", None) is not None \
         else pipeline.unet.config.sample_size

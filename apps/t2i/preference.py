@@ -16,6 +16,8 @@ Images are PNG files under the round folder; samples and pairs are JSONL (paths 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import io
 import random
 from collections.abc import Sequence
@@ -29,7 +31,6 @@ from apps.t2i.negatives import hard_negatives
 from apps.t2i.scenes import CATEGORIES, Scene, prompt_of, sample_scene
 from shared.atomic import write_bytes
 from shared.records import Candidate, Pair
-
 
 def initial_scenes(per_category: int, seed: int) -> list[Scene]:
     """Distinct training-split scenes, `per_category` of each category (fewer where a category has fewer)."""
@@ -45,6 +46,23 @@ def initial_scenes(per_category: int, seed: int) -> list[Scene]:
                 break
         out.extend(seen)
     return out
+
+
+@dataclass
+class OSPOArgs:
+    """OSPO's data construction from the SFT model's own images.
+
+    Attributes:
+        prompts_per_category: initial (training-split) prompts per category.
+        negatives_per_prompt: hard negative prompts per initial prompt.
+        images_per_prompt: images drawn per base and per negative prompt.
+        max_pairs_per_prompt: pairs kept per initial prompt and method.
+    """
+
+    prompts_per_category: int = 16
+    negatives_per_prompt: int = 2
+    images_per_prompt: int = 4
+    max_pairs_per_prompt: int = 4
 
 
 def png_bytes(image: np.ndarray | Image.Image) -> bytes:

@@ -14,10 +14,7 @@ prompts (eval/: table.md, results.json, grids). The run folder ends with final_m
 
 from __future__ import annotations
 
-import os
 import random
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,19 +31,23 @@ from apps.t2i.preference import (
     kto_samples,
     ospo_pairs,
 )
+from apps.t2i.eval import evaluate
 from apps.t2i.scenes import CATEGORIES, Scene, prompt_of, render, sample_scene
-from shared.atomic import write_json
-from shared.config import parse_or_exit, save_resolved
+from shared.kit import finish_run, record_final_model, start_run
+from shared.kit.diffusion import add_unet_lora, fit_diffusion_preference, run_diffusion_sft
 from shared.models.saved import is_complete, mark_complete
-from shared.plots import plot_training_curves
 from shared.records import Candidate, read_jsonl, write_jsonl
-from shared.training import build_trainer, fit, make_loader, quiet_lightning
 
 PROG = "python -m apps.t2i.train"
 
 
 def prompt_sets(cfg: T2IConfig) -> tuple[list[Scene], list[Scene]]:
-    """(OSPO's initial training prompts, held-out evaluation prompts), from files or generated; written to data/."""
+    """(OSPO's initial training prompts, held-out evaluation prompts), from files or generated; written to data/.
+
+    An unknown method or a malformed prompt file raises ValueError with one line."""
+    unknown = [m for m in cfg.pref.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"pref.methods: unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
     data = cfg.run_dir / "data"
     if cfg.data.train_prompts:
         train = [r.scene for r in load_prompts(cfg.data.train_prompts)]
@@ -74,33 +75,16 @@ def sft_dataset(model: T2IModel, n: int, seed: int) -> list[dict[str, torch.Tens
     return [{"samples": samples[i], "input_ids": ids[i]} for i in range(n)]
 
 
-def stack(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    return {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
-
-
 def save_model(model: T2IModel, folder: Path) -> Path:
     return mark_complete(model.save(folder))
 
 
 def run_sft(cfg: T2IConfig) -> Path:
     """The SFT pipeline folder (skipped when complete)."""
-    from shared.modules.diffusion_sft import DiffusionSFTModule
-
-    folder = cfg.run_dir / "sft" / "model"
-    if is_complete(folder):
-        return folder
-    model = load_model(cfg.model, cfg.seed)
-    if cfg.sft.steps > 0:
-        data = sft_dataset(model, cfg.data.sft_images, cfg.seed)
-        print(f"SFT: {cfg.sft.steps} steps on {len(data)} rendered scenes", flush=True)
-        module = DiffusionSFTModule(model.unet, model.noise_scheduler, text_encoder=model.text_encoder,
-                                    empty_ids=tokenize(model.tokenizer, [""])[0],
-                                    train_text_encoder=cfg.sft.train_text_encoder and cfg.model.source == "tiny",
-                                    condition_dropout=cfg.sft.condition_dropout, lr=cfg.sft.lr, seed=cfg.seed)
-        fit(build_trainer(replace(cfg.trainer, max_steps=cfg.sft.steps, seed=cfg.seed), cfg.run_dir / "sft"),
-            module, make_loader(data, cfg.sft.batch_size, stack, seed=cfg.seed))
-        plot_training_curves(cfg.run_dir / "sft", curves=("loss",))
-    return save_model(model, folder)
+    return run_diffusion_sft(cfg.run_dir, cfg.sft, cfg.trainer, cfg.seed, load=lambda: load_model(cfg.model, cfg.seed),
+                             dataset=lambda model: sft_dataset(model, cfg.data.sft_images, cfg.seed),
+                             empty_ids=lambda model: tokenize(model.tokenizer, [""])[0], save=save_model,
+                             train_text_encoder=cfg.model.source == "tiny")
 
 
 def build_pool(cfg: T2IConfig, sft: Path, train: list[Scene]) -> list[Candidate]:
@@ -110,7 +94,7 @@ def build_pool(cfg: T2IConfig, sft: Path, train: list[Scene]) -> list[Candidate]
     if done.is_file():
         return read_jsonl(done, Candidate)
     model = load_saved(sft, cfg.model.resolution)
-    o, s = cfg.ospo, cfg.sampling
+    o, s = cfg.ospo, cfg.sample
     requests = generation_requests(train, o.negatives_per_prompt, o.images_per_prompt, cfg.seed, model.resolution)
     print(f"OSPO pool: {len(requests)} images for {len(train)} prompts and their hard negatives", flush=True)
     samples = draw_and_check(model, requests, folder, steps=s.steps, guidance=s.guidance, batch_size=s.batch_size)
@@ -180,8 +164,6 @@ class PreferenceBatches:
 
 def run_method(cfg: T2IConfig, method: str, sft: Path, records: list) -> Path | None:
     """Fit `method` from the SFT model on its records; the saved pipeline folder (None without data)."""
-    from shared.modules.diffusion import DiffusionPreferenceModule
-
     folder = cfg.run_dir / method / "model"
     if is_complete(folder):
         return folder
@@ -190,40 +172,20 @@ def run_method(cfg: T2IConfig, method: str, sft: Path, records: list) -> Path | 
         return None
     p = cfg.pref
     model = load_saved(sft, cfg.model.resolution)
-    if cfg.model.lora.r > 0:
-        from peft import LoraConfig
-
-        model.unet.requires_grad_(False)
-        model.unet.add_adapter(LoraConfig(r=cfg.model.lora.r, lora_alpha=cfg.model.lora.alpha,
-                                          target_modules=list(cfg.model.lora.target_modules), init_lora_weights="gaussian"))
+    add_unet_lora(model.unet, cfg.model.lora)
     model.text_encoder.requires_grad_(False)
     items = PreferenceBatches(model, cfg.run_dir / "pool", method, p.mask_weight).items(records)
     loss = "diffusion_ospo" if method in ("ospo", "ospo_mask") else method
     kwargs = {"beta": p.beta}
     if loss == "diffusion_ospo":
         kwargs.update(pair_weight=p.pair_weight, cond_weight=p.cond_weight, sft_weight=p.sft_weight)
-    module = DiffusionPreferenceModule(model.unet, model.noise_scheduler, loss=loss, loss_kwargs=kwargs, lr=p.lr,
-                                       seed=cfg.seed)
     print(f"{method}: {p.steps} steps on {len(items)} {'images' if method == 'diffusion_kto' else 'pairs'}", flush=True)
-    fit(build_trainer(replace(cfg.trainer, max_steps=p.steps, seed=cfg.seed), cfg.run_dir / method),
-        module, make_loader(items, p.batch_size, stack, seed=cfg.seed))
-    plot_training_curves(cfg.run_dir / method)
-    return save_model(model, folder)
+    return fit_diffusion_preference(cfg.run_dir / method, model, items, loss=loss, loss_kwargs=kwargs, fit=p,
+                                    trainer=cfg.trainer, seed=cfg.seed, save=save_model)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_or_exit(T2IConfig, argv, description=__doc__, prog=PROG)
-    quiet_lightning()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    try:
-        unknown = [m for m in cfg.pref.methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"pref.methods: unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
-        train, heldout = prompt_sets(cfg)
-    except (ValueError, OSError) as exc:  # a malformed prompt file, an unknown method: one line
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    save_resolved(cfg, cfg.run_dir)
+    cfg, (train, heldout) = start_run(T2IConfig, argv, doc=__doc__, prog=PROG, prepare=prompt_sets)
     sft = run_sft(cfg)
     models = {"sft": sft}
     if cfg.pref.methods:
@@ -233,14 +195,11 @@ def main(argv: list[str] | None = None) -> dict:
             folder = run_method(cfg, method, sft, records)
             if folder is not None:
                 models[method] = folder
-    from apps.t2i.evaluate import evaluate_models
-
     final = models.get("ospo", models.get("ospo_mask", sft))
-    write_json(cfg.run_dir / "final_model.json", {"path": str(Path(final).resolve()),
-                                                   "models": {k: str(Path(v).resolve()) for k, v in models.items()}})
-    results = evaluate_models(cfg, models, heldout, cfg.run_dir / "eval")
-    write_json(cfg.run_dir / "results.json", results)
-    return results
+    every = {k: str(Path(v).resolve()) for k, v in models.items()}
+    record_final_model(cfg.run_dir, final, models=every)  # before the evaluation, so a finished model is served
+    table = evaluate(cfg, models, heldout, cfg.run_dir / "eval")
+    return finish_run(cfg.run_dir, final, table.as_json(), models=every)
 
 
 if __name__ == "__main__":

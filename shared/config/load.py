@@ -13,6 +13,7 @@ import yaml
 
 from shared.config.schema import ConfigError, Schema
 from shared.config.values import Loader, Mismatch, convert, expected, parse_text
+from shared.textfile import read_text
 
 C = TypeVar("C")
 Values = dict[str, Any]  # dotted option key -> checked value
@@ -35,16 +36,23 @@ def _key_lines(node: yaml.Node, prefix: str, lines: dict[str, int], where: str) 
 
 
 def read_yaml(path: str | os.PathLike) -> tuple[Any, dict[str, int]]:
-    """Return a YAML file's data and the line of each dotted key; ConfigError names file and line."""
+    """Return a YAML file's data and the line of each dotted key; ConfigError names file and line.
+
+    The bytes are read as shared.textfile reads every user file (strict UTF-8, a leading UTF-8 BOM
+    skipped), so a Latin-1 or UTF-16 file, NUL bytes or a character YAML refuses give one line too.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text(path, error=ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {getattr(exc, 'strerror', None) or exc}") from None
-    loader = Loader(text)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     lines: dict[str, int] = {}
+    loader = None
     try:
+        loader = Loader(text)  # checks every character: a control character raises ReaderError here
         node = loader.get_single_node()
         if node is None:
             return {}, lines
@@ -56,10 +64,16 @@ def read_yaml(path: str | os.PathLike) -> tuple[Any, dict[str, int]]:
         start = exc.context_mark
         opened = f" ({exc.context} at line {start.line + 1})" if exc.context and start and start is not mark else ""
         raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}{opened}") from None
+    except yaml.reader.ReaderError as exc:  # no mark, a character offset into the text
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        raise ConfigError(f"{path}:{line}:{column}: invalid YAML: unacceptable character #x{exc.character:04x} "
+                          f"({exc.reason})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _flatten(schema: Schema, data: Mapping, prefix: str, where: Callable[[str], str], out: Values) -> None:

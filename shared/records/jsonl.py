@@ -1,4 +1,10 @@
-"""JSONL reading with per-line validation and atomic JSONL writing (`.jsonl` or `.jsonl.gz`)."""
+"""JSONL reading with per-line validation and atomic JSONL writing (`.jsonl` or `.jsonl.gz`).
+
+Reading goes through `shared.textfile`: gzip is found by its magic bytes (a `.gz` name with plain
+text in it is refused), text must be UTF-8 (a leading UTF-8 byte-order mark is skipped), and every
+malformed input (bad bytes, a truncated gzip file, NUL bytes, a line that is not a JSON object)
+raises RecordError with one line naming the file and the line.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +13,41 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from shared.atomic import atomic_writer
 from shared.records.types import RecordError
+from shared.textfile import is_gzip_name, iter_lines
 
 R = TypeVar("R")
 
 
-def _open_text(path: Path, mode: str) -> IO[str]:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8")  # type: ignore[return-value]
-    return open(path, mode, encoding="utf-8")
+def _not_jsonl_hint(lineno: int, line: str) -> str:
+    # A `.json` file holding one array is the usual mistake; say so where it shows (line 1 opens with `[`).
+    if lineno == 1 and line.lstrip().startswith("["):
+        return " (JSONL holds one JSON object per line, not a JSON array)"
+    return ""
 
 
 def iter_jsonl(path: str | os.PathLike, kind: type[R] | None = None) -> Iterator[R | dict[str, Any]]:
-    """Yield one validated record (or raw dict when kind is None) per non-blank line."""
+    """Yield one validated record (or raw dict when kind is None) per non-blank line; RecordError `path:line: ...`.
+
+    `kind` is a class with `from_dict(obj, where=...)`; it is only given JSON objects.
+    """
     path = Path(path)
-    with _open_text(path, "r") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            if kind is None:
-                if not isinstance(obj, dict):
-                    raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-                yield obj
-            else:
-                yield kind.from_dict(obj, where=where)  # type: ignore[attr-defined]
+    for lineno, line in iter_lines(path, error=RecordError):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            hint = _not_jsonl_hint(lineno, line)
+            raise RecordError(f"{where}: invalid JSON: {exc.msg} (column {exc.colno}){hint}") from None
+        if not isinstance(obj, dict):  # checked here for every kind, so no from_dict meets a list or a number
+            hint = _not_jsonl_hint(lineno, line)
+            raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}{hint}")
+        yield obj if kind is None else kind.from_dict(obj, where=where)  # type: ignore[attr-defined]
 
 
 def read_jsonl(path: str | os.PathLike, kind: type[R] | None = None) -> list[R | dict[str, Any]]:
@@ -59,7 +68,7 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> Path:
     path = Path(path)
     with atomic_writer(path) as raw:
         # mtime=0 keeps gzip output byte-identical across runs.
-        stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
+        stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if is_gzip_name(path) else raw
         for lineno, record in enumerate(records, start=1):
             try:
                 line = json.dumps(_to_dict(record), ensure_ascii=False, allow_nan=False)

@@ -2,8 +2,10 @@
 
 `--model` is a save_pretrained folder (what save_policy writes for a fully fine-tuned model, or
 any Hugging Face model folder), or a peft adapter folder whose base model its
-adapter_config.json names by a loadable path. Apps serve their own generators through
-`python -m apps.<domain>.infer serve`; this command is for any text policy.
+adapter_config.json names by a loadable path. Besides /health and /generate the server speaks
+OpenAI's API under /v1 (docs/serving.md), as the model named by the folder (--served-model-name).
+Apps serve their own generators through `python -m apps.<domain>.infer serve`; this command is
+for any text policy.
 """
 
 from __future__ import annotations

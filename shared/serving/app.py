@@ -1,4 +1,4 @@
-"""The HTTP app: GET /health and a batched POST /generate that serve any Generator."""
+"""The HTTP app: GET /health and a batched POST /generate that serve any Generator, plus OpenAI's /v1 for text models."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 
 from shared.serving.batching import Batcher, GeneratorError
+from shared.serving.bodies import check_content_type, read_body
 from shared.serving.errors import error_response, install_error_handlers
+from shared.serving.openai_routes import OpenAIRoutes
 from shared.serving.protocol import Generator, Param, accepted_params, generator_name
-from shared.serving.validation import Limits, RequestError, parse_body, upper_bound
+from shared.serving.textmodel import TextModel, find_text_model
+from shared.serving.validation import Limits, parse_body, upper_bound
+from shared.serving.worker import Worker
 
 _SCHEMA_TYPE = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
@@ -28,8 +32,15 @@ def create_app(
     max_new_tokens_limit: int = 1024,
     max_body_bytes: int = 1_000_000,
     name: str | None = None,
+    text_model: TextModel | None = None,
 ) -> FastAPI:
-    """Return a FastAPI app serving generator: GET /health and POST /generate with request batching."""
+    """Return a FastAPI app serving generator: GET /health and POST /generate with request batching.
+
+    When the generator has a text model (`text_model`, else the generator's `text_model` attribute,
+    else the generator itself when it is a TextModel), the app also serves it through OpenAI's API
+    under /v1, as the model `name` (default: the generator's name). All model calls share one
+    worker thread.
+    """
     if not callable(getattr(generator, "generate", None)):
         raise TypeError(f"{type(generator).__name__} has no generate(prompts, **params) method")
     limits = Limits(
@@ -40,13 +51,21 @@ def create_app(
     )
     specs = accepted_params(generator)
     model_name = name or generator_name(generator)
-    batcher = Batcher(lambda prompts, params: generator.generate(prompts, **params), max_batch_size, max_wait_ms)
+    worker = Worker()
+    batcher = Batcher(lambda prompts, params: generator.generate(prompts, **params), max_batch_size, max_wait_ms,
+                      worker=worker)
+    text_model = find_text_model(generator) if text_model is None else text_model
+    openai = None if text_model is None else OpenAIRoutes(
+        text_model, model_name, worker, limits, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
     started = time.monotonic()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await batcher.close()
+        if openai is not None:
+            await openai.close()
+        worker.close()
 
     app = FastAPI(title=f"{model_name} generator", lifespan=lifespan)
     install_error_handlers(app)
@@ -58,8 +77,8 @@ def create_app(
             "status": "ok",
             "model": model_name,
             "uptime_s": round(time.monotonic() - started, 3),
-            "queue_depth": batcher.queue_depth,
-            "in_flight": batcher.in_flight,
+            "queue_depth": batcher.queue_depth + (openai.queue_depth if openai else 0),
+            "in_flight": batcher.in_flight + (openai.in_flight if openai else 0),
         }
 
     @app.post("/generate", openapi_extra=_openapi_body(specs, limits))
@@ -76,28 +95,9 @@ def create_app(
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         return json_response({"outputs": outputs, "latency_ms": latency_ms})
 
+    if openai is not None:
+        openai.mount(app)
     return app
-
-
-def check_content_type(request: Request) -> None:
-    """Raise a 415 RequestError unless the request says its body is JSON."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise RequestError(415, f"Content-Type must be application/json, got {media_type or 'none'}")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """Return the request body, or raise a 413 RequestError once it is (or declares to be) over limit bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:  # uvicorn itself refuses a malformed Content-Length
-        raise RequestError(413, f"body is {int(declared)} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # a chunked body has no Content-Length to check up front
-            raise RequestError(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def json_response(content: dict[str, Any]) -> Response:

@@ -7,11 +7,11 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.rewards import describe_error
+from shared.serving.worker import Worker
 
 _log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class GeneratorError(RuntimeError):
 
 @dataclass
 class _Item:
-    prompt: str
+    prompt: Any
     future: asyncio.Future
     enqueued: float = field(default_factory=time.monotonic)
 
@@ -40,12 +40,17 @@ class Batcher:
     oldest prompt has waited `max_wait_ms`; prompts keep queueing while the generator is busy, so
     under load every call is as full as allowed. Calls run one at a time in a single worker thread
     (a model is rarely thread-safe and a GPU runs one batch at a time anyway), so the event loop
-    stays free to answer. A request larger than `max_batch_size` spans several calls; its outputs
-    come back in prompt order.
+    stays free to answer; pass the app's `worker` to share that thread with its other model calls.
+    A request larger than `max_batch_size` spans several calls; its outputs come back in prompt
+    order. A prompt is any object `generate` takes (text, a conversation).
     """
 
     def __init__(
-        self, generate: Callable[[list[str], dict[str, Any]], list[Any]], max_batch_size: int, max_wait_ms: float
+        self,
+        generate: Callable[[list[Any], dict[str, Any]], list[Any]],
+        max_batch_size: int,
+        max_wait_ms: float,
+        worker: Worker | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -57,7 +62,8 @@ class Batcher:
         self._groups: dict[Hashable, _Group] = {}
         self._alone = itertools.count()
         self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._owns_worker = worker is None
+        self._worker = worker or Worker()
         self._wake: asyncio.Event | None = None
         self.in_flight = 0
 
@@ -66,7 +72,7 @@ class Batcher:
         """Return the number of prompts waiting for a generator call."""
         return sum(len(g.items) for g in self._groups.values())
 
-    async def submit(self, prompts: list[str], params: dict[str, Any], alone: bool = False) -> list[Any]:
+    async def submit(self, prompts: list[Any], params: dict[str, Any], alone: bool = False) -> list[Any]:
         """Return the outputs for prompts, in order; `alone` keeps them out of other requests' batches."""
         self._start()
         loop = asyncio.get_running_loop()
@@ -82,7 +88,7 @@ class Batcher:
         return results
 
     async def close(self) -> None:
-        """Stop the worker, cancel every queued prompt and release the thread."""
+        """Stop batching, cancel every queued prompt and release the thread (unless the worker was given)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -90,24 +96,22 @@ class Batcher:
             for item in group.items:
                 item.future.cancel()
         self._groups.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        self._task = self._executor = self._wake = None
+        if self._owns_worker:
+            self._worker.close()
+        self._task = self._wake = None
 
     def _start(self) -> None:
         # started on first use, inside the serving event loop, whoever runs the app
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
-            self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix="generator")
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             params, items = await self._next_batch()
             self.in_flight = len(items)
             try:
-                outputs = await loop.run_in_executor(self._executor, self._call, [i.prompt for i in items], params)
+                outputs = await self._worker.run(self._call, [i.prompt for i in items], params)
             except Exception as exc:
                 _log.error("generator call on %d prompts failed", len(items), exc_info=exc)
                 error = exc if isinstance(exc, GeneratorError) else GeneratorError(describe_error(exc))
@@ -121,7 +125,7 @@ class Batcher:
             finally:
                 self.in_flight = 0
 
-    def _call(self, prompts: list[str], params: dict[str, Any]) -> list[Any]:
+    def _call(self, prompts: list[Any], params: dict[str, Any]) -> list[Any]:
         outputs = self._generate(prompts, params)
         if not isinstance(outputs, (list, tuple)):
             raise GeneratorError(f"generator returned {type(outputs).__name__}, expected a list")

@@ -48,14 +48,20 @@ def json_type(value: Any) -> str:
     return {dict: "object", list: "array", str: "string"}.get(type(value), type(value).__name__)
 
 
-def parse_body(body: bytes, specs: Mapping[str, Param], limits: Limits) -> tuple[list[str], dict[str, Any]]:
-    """Return the prompts and checked params of a body `{"prompts": [...] | "prompt": "...", "params": {...}}`."""
+def json_object(body: bytes, not_an_object: int = 422) -> dict[str, Any]:
+    """Return the body's JSON object; a RequestError: 400 when it is not JSON, `not_an_object` when not an object."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise RequestError(422, f"body must be a JSON object, got {json_type(data)}")
+        raise RequestError(not_an_object, f"body must be a JSON object, got {json_type(data)}")
+    return data
+
+
+def parse_body(body: bytes, specs: Mapping[str, Param], limits: Limits) -> tuple[list[str], dict[str, Any]]:
+    """Return the prompts and checked params of a body `{"prompts": [...] | "prompt": "...", "params": {...}}`."""
+    data = json_object(body)
     unknown = sorted(set(data) - {"prompts", "prompt", "params"})
     if unknown:
         raise RequestError(422, f"unknown field '{unknown[0]}'; expected 'prompts' or 'prompt', and optional 'params'")

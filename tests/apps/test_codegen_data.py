@@ -149,6 +149,39 @@ def test_empty_and_missing_files(tmp_path):
         load_tasks(str(tmp_path / "absent.jsonl"))
 
 
+
+@pytest.mark.parametrize("name, data, problem", [
+    ("latin1.jsonl", GOOD.encode() + b"\n" + '{"task_id": "é"}\n'.encode("latin-1"), ":2: not UTF-8: byte 0xe9"),
+    ("utf16.jsonl", (GOOD + "\n").encode("utf-16"), ":1: UTF-16 text"),
+    ("binary.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ":1: not UTF-8: byte 0x89 at column 1"),
+    ("truncated.jsonl.gz", gzip.compress((GOOD + "\n").encode(), mtime=0)[:-6], ": truncated gzip file"),
+    ("plain.jsonl.gz", (GOOD + "\n").encode(), ": the name ends in .gz but the file is not gzip-compressed"),
+], ids=["latin1", "utf16", "binary", "truncated-gz", "plain-named-gz"])
+def test_malformed_bytes_in_a_task_file_give_one_line_error(tmp_path, name, data, problem):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(RecordError) as info:
+        load_tasks(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}{problem}") and "\n" not in message, message
+
+
+def test_task_file_with_bom_and_crlf_loads(tmp_path):
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (GOOD + "\r\n").encode())
+    assert [t.task_id for t in load_tasks(str(path))] == ["t/0"]
+
+
+def test_train_cli_with_a_truncated_gzip_task_file_exits_2_with_one_line(tmp_path):
+    tasks = tmp_path / "tasks.jsonl.gz"
+    lines = "".join(GOOD.replace("t/0", f"t/{i}") + "\n" for i in range(40))
+    tasks.write_bytes(gzip.compress(lines.encode(), mtime=0)[:-20])
+    result = subprocess.run([sys.executable, "-m", "apps.codegen.train", f"data.train={tasks}",
+                             f"run_dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"python -m apps.codegen.train: error: {tasks}: truncated gzip file")
+
 MBPP = [
     {"task_id": 11, "text": "Write a python function to remove first and last occurrence of a given character.",
      "code": "def remove_Occ(s,ch): \r\n    for i in range(len(s)): \r\n        if (s[i] == ch): \r\n"

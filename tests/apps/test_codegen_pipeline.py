@@ -26,8 +26,8 @@ TINY = ["model.source=tiny", "model.hidden_size=96", "model.num_layers=2", "mode
 @pytest.mark.slow
 def test_dstc_pipeline_runs_and_resumes(tmp_path):
     run = tmp_path / "dstc"
-    args = TINY + ["recipe=dstc", "sft.formats=[code,tests]", "dstc.codes=6", "dstc.test_samples=3",
-                   "dstc.steps=4", "dstc.batch_size=2", f"run_dir={run}"]
+    args = TINY + ["recipe=dstc", "sft.formats=[code,tests]", "sample.n=6", "dstc.test_samples=3",
+                   "pref.steps=4", "pref.batch_size=2", f"run_dir={run}"]
     summary = main(args)
     pairs = read_jsonl(run / "dstc" / "round_000" / "pairs.jsonl", Pair)
     assert pairs, "no DSTC pairs were built"

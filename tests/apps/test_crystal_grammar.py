@@ -8,7 +8,7 @@ import pytest
 
 from apps.crystal.data import embedded_structures
 from apps.crystal.grammar import WyckoffGrammar
-from apps.crystal.pipeline import format_constraint
+from apps.crystal.grammar import format_constraint
 from apps.crystal.prompts import prompt
 from apps.crystal.wyckoff import EncodeError, decode, encode
 from shared.constrained import TokenAutomaton, walk

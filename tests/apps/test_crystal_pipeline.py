@@ -47,8 +47,13 @@ def test_plaid_round_builds_pairs_trains_and_evaluates(run):
     assert set(summary["rounds"]) == {"0", "1"}
     for m in summary["rounds"].values():
         assert 0.0 <= m["sun"] <= m["metastable"] + 1e-9 <= 1.0 + 1e-9 and m["sun_low"] <= m["sun"] <= m["sun_high"]
-    assert (folder / "sun_rate_by_round.png").stat().st_size > 1000
-    assert (folder / "rates_by_round.csv").read_text().count("\n") == 3
+    # training ends with the core's results table of SFT and the round, with the run's seed
+    table = json.loads((folder / "eval" / "results.json").read_text())
+    assert list(table["models"]) == ["sft", "dpo_round1"] and table["seeds"] == [0]
+    for name, r in table["models"].items():
+        assert r["metrics"]["sun"]["value"] == summary["rounds"]["0" if name == "sft" else "1"]["sun"]
+    assert (folder / "eval" / "metric_sun.png").stat().st_size > 1000
+    assert (folder / "eval" / "results.csv").read_text().count("\n") == 1 + 2 * 8
     assert (folder / "plaid" / "round_000" / "score_stats.json").is_file()
     final = json.loads((folder / "final_model.json").read_text())
     assert (folder / "plaid") in __import__("pathlib").Path(final["path"]).parents
@@ -60,9 +65,11 @@ def test_plaid_round_builds_pairs_trains_and_evaluates(run):
 def test_eval_table_and_cifs(run):
     folder, _, _ = run
     results = eval_main(["--run", str(folder), "--seeds", "0", "1", "--unconditional", "4"])
-    assert set(results) == {"sft", "dpo_round1"}
-    assert len(results["sft"]["sun_per_seed"]) == 2
-    assert "| sft |" in (folder / "eval" / "table.md").read_text()
+    assert set(results["models"]) == {"sft", "dpo_round1"}
+    assert set(results["models"]["sft"]["per_seed"]) == {"0", "1"}
+    assert results["models"]["sft"]["metrics"]["valid"]["n"] == 2 * 4  # pooled over both seeds
+    table = (folder / "eval" / "table.md").read_text()
+    assert "| sft |" in table and "S.U.N. per seed" in table
     samples = read_jsonl(folder / "eval" / "sft" / "seed_0" / "samples.jsonl", Candidate)
     assert len(samples) == 4 + 2  # unconditional + one held-out space group x 2
 
@@ -121,8 +128,8 @@ def _cli(*args):
 
 
 def test_bad_config_key_and_bad_cif_folder_are_one_line_errors(tmp_path):
-    out = _cli("--config", "configs/crystal/tiny.yaml", "dpo.temperature=0.7", f"run_dir={tmp_path / 'a'}")
-    assert out.returncode == 2 and "dpo.temperature" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    out = _cli("--config", "configs/crystal/tiny.yaml", "pref.temperature=0.7", f"run_dir={tmp_path / 'a'}")
+    assert out.returncode == 2 and "pref.temperature" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     (tmp_path / "cifs").mkdir()
     (tmp_path / "cifs" / "bad.cif").write_text("data_bad\n_cell_length_a x\n")
     out = _cli("--config", "configs/crystal/tiny.yaml", f"data.source={tmp_path / 'cifs'}", f"run_dir={tmp_path / 'b'}")
@@ -133,7 +140,7 @@ def test_bad_config_key_and_bad_cif_folder_are_one_line_errors(tmp_path):
 def test_a_round_without_pairs_stops_with_one_line_and_keeps_round_zero(run, tmp_path, capsys):
     folder, _, _ = run
     # At temperature 1.5 the tiny model's texts fall apart: nothing parses, so no pair can be built.
-    args = ["--config", "configs/crystal/tiny.yaml", f"sft.init_from={folder / 'sft' / 'model'}", "dpo.temperatures=[1.5]",
+    args = ["--config", "configs/crystal/tiny.yaml", f"sft.init_from={folder / 'sft' / 'model'}", "sample.temperatures=[1.5]",
             f"run_dir={tmp_path / 'run'}", f"reward.cache_dir={folder.parent / 'cache'}"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)

@@ -8,10 +8,11 @@ import math
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
-from apps.crystal.metrics import summarize
+from apps.crystal.eval import summarize_samples
 from apps.crystal.physics import CHGNetEnergy, EnergySettings, ReferenceHull, element_decorations
 from apps.crystal.reward import NoveltyChecker, ScoringService, charge_balanced, set_scores
 from apps.crystal.wyckoff import encode
+from shared.records import Candidate
 
 ROCKSALT = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.69), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 CSCL = Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -87,7 +88,11 @@ def test_summarize_rates_and_sun():
         {"parsed": 1, "valid_crystal": 0, "e_hull": -0.5, "unique": 1, "novel": 1},   # invalid: counts nowhere
         {"parsed": 0},
     ]
-    m = summarize(samples, [{"sg_match": 1.0}, {"sg_match": 0.0}])
+    scored = [Candidate(prompt_id="unconditional", prompt="p", output="x", scores=s) for s in samples]
+    scored += [Candidate(prompt_id="sg=225", prompt="p", output="x", scores={"sg_match": v}, metadata={"requested_sg": 225})
+               for v in (1.0, 0.0)]
+    m = summarize_samples(scored)
     assert m["valid"] == 0.5 and m["stable"] == 0.25 and m["metastable"] == 0.5
     assert m["sun"] == 0.25 and m["msun"] == 0.5 and m["sg_match"] == 0.5
     assert m["sun_low"] <= m["sun"] <= m["sun_high"]
+    assert m["samples"] == 4 and m["sg_samples"] == 2 and m["median_e_hull"] == pytest.approx(-0.01)

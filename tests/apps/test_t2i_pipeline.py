@@ -69,12 +69,15 @@ def test_pipeline_builds_pairs_trains_every_method_and_evaluates(run):
         assert p.metadata["negative_prompt"] == rejected.prompt != p.prompt
     for p in dpo:  # no hard negatives: both sides drawn from the base prompt
         assert by_image[p.chosen].prompt == by_image[p.rejected].prompt == p.prompt
-    assert set(results) == {"sft", "ospo", "ospo_mask", "diffusion_dpo", "diffusion_kto"}
-    for name, r in results.items():
+    assert set(results["models"]) == {"sft", "ospo", "ospo_mask", "diffusion_dpo", "diffusion_kto"}
+    for name, r in results["models"].items():
         assert (folder / name / "model" / "model_index.json").is_file() if name != "sft" else True
-        assert 0.0 <= r["accuracy"]["overall"] <= 1.0 and r["images"] == 6 * 2 * 2
+        overall = r["metrics"]["overall"]
+        assert 0.0 <= overall["low"] <= overall["value"] <= overall["high"] <= 1.0 and overall["n"] == 6 * 2 * 2
+        assert set(r["per_seed"]) == {"0", "1"}
     table = (folder / "eval" / "table.md").read_text()
-    assert "| ospo |" in table and "| diffusion_kto |" in table
+    assert "| ospo |" in table and "| diffusion_kto |" in table and "overall per seed" in table
+    assert (folder / "eval" / "metric_overall.png").is_file() and (folder / "eval" / "results.csv").is_file()
     with Image.open(folder / "eval" / "before_after_ospo.png") as grid:
         assert grid.size[1] == 6 * (32 * 3 + 2)  # one row per category
     # A rerun finds every stage complete and returns the same result.
@@ -97,7 +100,8 @@ def test_eval_cli_reuses_results_and_takes_seeds(run):
     folder, _, _ = run
     before = (folder / "eval" / "sft" / "seed_0" / "results.jsonl").stat().st_mtime_ns
     results = eval_main(["--run", str(folder), "--seeds", "0"])
-    assert results["sft"]["images"] == 6 * 2 and set(results) == {"sft", "ospo", "ospo_mask", "diffusion_dpo", "diffusion_kto"}
+    assert results["models"]["sft"]["metrics"]["overall"]["n"] == 6 * 2
+    assert set(results["models"]) == {"sft", "ospo", "ospo_mask", "diffusion_dpo", "diffusion_kto"}
     assert (folder / "eval" / "sft" / "seed_0" / "results.jsonl").stat().st_mtime_ns == before  # reused, not redrawn
     assert "seeds [0]" in (folder / "eval" / "table.md").read_text()
 
@@ -155,9 +159,10 @@ def test_stable_diffusion_layout_with_lora_trains_generates_and_saves(tmp_path):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from apps.t2i.model import LoraArgs, ModelArgs, load_model, scene_vocabulary, word_tokenizer
+    from apps.t2i.model import ModelArgs, load_model, scene_vocabulary, unet_lora, word_tokenizer
     from apps.t2i.preference import png_bytes
-    from apps.t2i.train import PreferenceBatches, stack
+    from apps.t2i.train import PreferenceBatches
+    from shared.kit.diffusion import stack_batch
     from shared.modules.diffusion import DiffusionPreferenceModule
     from shared.records import Pair
 
@@ -175,7 +180,7 @@ def test_stable_diffusion_layout_with_lora_trains_generates_and_saves(tmp_path):
     StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=DDIMScheduler(),
                             safety_checker=None, feature_extractor=None,
                             requires_safety_checker=False).save_pretrained(tmp_path / "sd")
-    model = load_model(ModelArgs(source="pipeline", path=str(tmp_path / "sd"), resolution=32, lora=LoraArgs(r=4, alpha=4)))
+    model = load_model(ModelArgs(source="pipeline", path=str(tmp_path / "sd"), resolution=32, lora=unet_lora(r=4, alpha=4)))
     assert model.latent and model.resolution == 32
     images = model.generate(["a photo of a red circle", "a photo of a blue square"], [0, 1], steps=2)
     assert images.shape == (2, 32, 32, 3)
@@ -188,7 +193,7 @@ def test_stable_diffusion_layout_with_lora_trains_generates_and_saves(tmp_path):
     assert items[0]["chosen"].shape == (4, 16, 16) and items[0]["chosen_weights"].shape == (1, 16, 16)
     module = DiffusionPreferenceModule(model.unet, model.noise_scheduler, loss="diffusion_ospo")
     assert module.reference_kind == "adapter_disabled"
-    module.training_step(stack(items), 0).backward()
+    module.training_step(stack_batch(items), 0).backward()
     trained = [n for n, p in model.unet.named_parameters() if p.grad is not None]
     assert trained and all("lora" in n for n in trained)
     model.save(tmp_path / "out")
