@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the codegen results table of docs/apps/codegen.md on the embedded default (CPU, ~1.5 h on
 # 2 cores): one shared SFT model, then DSTC-DPO, DSTC-KTO (on the DPO run's samples), outcome-only
-# GRPO and Posterior-GRPO from it, then an eval of every model on the held-out split and HumanEval.
+# GRPO and Posterior-GRPO from it, then one eval of every model on the held-out split and HumanEval.
 # Every step resumes if rerun; logs go to runs/codegen/logs/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +18,10 @@ $PY -m apps.codegen.train --config configs/codegen/dstc_kto.yaml $COMMON run_dir
     dstc.reuse_samples_from=$OUT/dstc > $OUT/logs/dstc_kto.log 2>&1
 $PY -m apps.codegen.train --config configs/codegen/grpo.yaml $COMMON run_dir=$OUT/grpo > $OUT/logs/grpo.log 2>&1
 $PY -m apps.codegen.train --config configs/codegen/pgrpo.yaml $COMMON run_dir=$OUT/pgrpo > $OUT/logs/pgrpo.log 2>&1
+MODELS=""
 for m in base=smollm2@code sft=$SFT@code sft-reasoning=$SFT@reasoning dstc-dpo=$OUT/dstc dstc-kto=$OUT/dstc_kto \
-         grpo=$OUT/grpo posterior-grpo=$OUT/pgrpo; do
-    $PY -m apps.codegen.eval --model $m --tasks embedded:heldout --humaneval --max-new-tokens 192 --batch-size 32 \
-        --out $OUT/eval/${m%%=*} > $OUT/logs/eval_${m%%=*}.log 2>&1
-done
-tail -q -n 1 $OUT/eval/*/table.md
+         grpo=$OUT/grpo posterior-grpo=$OUT/pgrpo; do MODELS="$MODELS --model $m"; done
+# one call, one results table (table.md, results.json, results.csv, a PNG per metric) for every model
+$PY -m apps.codegen.eval $MODELS --tasks embedded:heldout --humaneval --max-new-tokens 192 --batch-size 32 \
+    --out $OUT/eval > $OUT/logs/eval.log 2>&1
+cat $OUT/eval/table.md

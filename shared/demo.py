@@ -28,6 +28,7 @@ import torch
 
 from shared.atomic import write_json
 from shared.config import parse_or_exit, save_resolved
+from shared.kit.sections import FitArgs
 from shared.models import ModelSpec, load_policy, save_policy
 from shared.modules import (
     PreferenceCollator,
@@ -61,30 +62,12 @@ class DataArgs:
 
 
 @dataclass
-class SFTArgs:
-    """Supervised fine-tuning on mixed-case answers.
-
-    Attributes:
-        steps: optimiser steps.
-        lr: AdamW learning rate.
-        batch_size: examples per step.
-    """
-
-    steps: int = 3000
-    lr: float = 3e-3
-    batch_size: int = 32
-
-
-@dataclass
-class DPOArgs:
-    """Preference optimisation on pairs built from the SFT model's own samples.
+class DPOArgs(FitArgs):
+    """Preference optimisation on pairs built from the SFT model's own samples (batch: pairs).
 
     Attributes:
         loss: a registered pairwise loss.
         beta: the loss's beta.
-        steps: optimiser steps.
-        lr: AdamW learning rate.
-        batch_size: pairs per step.
         samples: answers sampled per training prompt.
         temperature: sampling temperature.
         reference: frozen_copy (or adapter_disabled with LoRA).
@@ -92,9 +75,6 @@ class DPOArgs:
 
     loss: str = "sigmoid"
     beta: float = 0.1
-    steps: int = 300
-    lr: float = 1e-4
-    batch_size: int = 16
     samples: int = 4
     temperature: float = 1.0
     reference: str = "frozen_copy"
@@ -111,8 +91,8 @@ class DemoConfig:
 
     model: ModelSpec = field(default_factory=ModelSpec)
     data: DataArgs = field(default_factory=DataArgs)
-    sft: SFTArgs = field(default_factory=SFTArgs)
-    dpo: DPOArgs = field(default_factory=DPOArgs)
+    sft: FitArgs = field(default_factory=lambda: FitArgs(steps=3000, lr=3e-3, batch_size=32))
+    dpo: DPOArgs = field(default_factory=lambda: DPOArgs(steps=300, lr=1e-4, batch_size=16))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     run_dir: Path = Path("runs/demo")
 

@@ -106,7 +106,8 @@ def run_dstc(cfg: CodegenConfig, train: list[Task], heldout: list[Task], start: 
     fit = preference_round_fit(cfg.model, cfg.pref, cfg.trainer, start)
     result = run_loop(RecipeFunctions(sample, score, build, fit, evaluate), cfg.run_dir / "dstc", cfg.pref.rounds,
                       schedule={"temperature": s.schedule(cfg.pref.rounds)}, seed=cfg.seed, initial_checkpoint=start,
-                      config={"dstc": asdict(d), "pref": asdict(cfg.pref), "sample": asdict(s),
+                      config={"dstc": asdict(d), "pref": {k: v for k, v in asdict(cfg.pref).items() if k != "rounds"},
+                              "sample": {k: v for k, v in asdict(s).items() if k != "temperatures"},
                               "train": [t.task_id for t in train]})
     return result.checkpoint, result.metrics[-1]
 

@@ -10,7 +10,8 @@ Writes <run>/eval/<model>/seed_<s>/ (samples.jsonl, best_cifs/, summary.json; th
 reuses the evaluation training already wrote) and the core's results table in <run>/eval/ (table.md,
 results.json, results.csv, a PNG per rate): each rate over the pooled seeds with its 95% bootstrap
 interval over samples, and the S.U.N. rate per seed. --decoding constrained|free overrides the run's
-sample.constrained (results then go to <run>/eval/<decoding>/ and nothing from training is reused).
+sample.constrained (results then go to <run>/eval/<decoding>/ and nothing from training is reused);
+--unconditional N gets its own folder too (<run>/eval/unconditional_N/).
 
 Rates are over all unconditional samples, so a text that does not parse counts as a failure in
 every rate. Stable: E_hull <= 0 eV/atom against the local CHGNet hull; metastable: E_hull <= 0.08
@@ -216,13 +217,15 @@ def main(argv: list[str] | None = None) -> dict:
         train, heldout = read_crystals(args.run / "data" / "train.jsonl"), read_crystals(args.run / "data" / "heldout.jsonl")
     except (ValueError, ConfigError, OSError) as exc:
         fail(PROG, exc)
-    if args.unconditional:
-        cfg.eval.unconditional = args.unconditional
     cfg.run_dir = args.run
-    out_dir = args.out or args.run / "eval"
+    out_dir = args.run / "eval"
+    if args.unconditional:  # other requests: their own folder, so no sample set of other settings is reused
+        cfg.eval.unconditional = args.unconditional
+        out_dir = out_dir / f"unconditional_{args.unconditional}"
     if args.decoding != "run":
         cfg.sample.constrained = args.decoding == "constrained"
-        out_dir = args.out or out_dir / args.decoding
+        out_dir = out_dir / args.decoding
+    out_dir = args.out or out_dir
     quiet_lightning()
     set_threads()
     table = results_table(cfg, Evaluator(cfg, train, heldout), models, args.seeds or cfg.eval.seeds, out_dir,

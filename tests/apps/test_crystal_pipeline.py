@@ -68,9 +68,9 @@ def test_eval_table_and_cifs(run):
     assert set(results["models"]) == {"sft", "dpo_round1"}
     assert set(results["models"]["sft"]["per_seed"]) == {"0", "1"}
     assert results["models"]["sft"]["metrics"]["valid"]["n"] == 2 * 4  # pooled over both seeds
-    table = (folder / "eval" / "table.md").read_text()
+    table = (folder / "eval" / "unconditional_4" / "table.md").read_text()
     assert "| sft |" in table and "S.U.N. per seed" in table
-    samples = read_jsonl(folder / "eval" / "sft" / "seed_0" / "samples.jsonl", Candidate)
+    samples = read_jsonl(folder / "eval" / "unconditional_4" / "sft" / "seed_0" / "samples.jsonl", Candidate)
     assert len(samples) == 4 + 2  # unconditional + one held-out space group x 2
 
 
@@ -105,8 +105,9 @@ def test_constrained_decoding_in_eval_and_serving(run):
         return walk(grammar, text) is not None
 
     eval_main(["--run", str(folder), "--seeds", "0", "--unconditional", "4", "--decoding", "constrained"])
-    assert "format-constrained" in (folder / "eval" / "constrained" / "table.md").read_text()
-    samples = read_jsonl(folder / "eval" / "constrained" / "sft" / "seed_0" / "samples.jsonl", Candidate)
+    assert "format-constrained" in (folder / "eval" / "unconditional_4" / "constrained" / "table.md").read_text()
+    samples = read_jsonl(folder / "eval" / "unconditional_4" / "constrained" / "sft" / "seed_0" / "samples.jsonl",
+                         Candidate)
     assert len(samples) == 6 and all(follows_format(c.output) for c in samples)
     spec, _ = resolve_model(str(folder))
     generator = CrystalGenerator(*load_policy(spec), max_new_tokens=160, constrained=True, max_atoms=12)
