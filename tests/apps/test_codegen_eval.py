@@ -141,3 +141,14 @@ def test_score_candidates_fills_the_pass_matrix_and_the_hidden_verdict():
     assert [c.metadata["passes"] for c in scored[:3]] == [[1, 0], [0, 0], [0, 0]]
     assert [c.scores["hidden_outcome"] for c in scored[:3]] == [1.0, 0.0, 0.0]
     assert scored[2].metadata["code"] is None and scored[3].scores == {}
+
+
+def test_eval_metrics_resample_tasks_not_copies_of_greedy_rows():
+    from apps.codegen.eval import metrics
+    from shared.evaluation import estimate
+
+    greedy = metrics(["s"], 0, [1])[0]
+    one_seed = [{"suite": "s", "task_id": f"t{i}", "greedy": float(i % 3 == 0)} for i in range(12)]
+    two_seeds = one_seed + [dict(r) for r in one_seed]  # greedy decoding repeats its verdicts per seed
+    a, b = estimate(greedy, one_seed), estimate(greedy, two_seeds)
+    assert (a.value, a.low, a.high) == (b.value, b.low, b.high) and b.n == 24
