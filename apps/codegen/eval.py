@@ -282,9 +282,10 @@ def main(argv: list[str] | None = None) -> dict:
     suites = {name: tasks[:args.limit] if args.limit else tasks for name, tasks in suites.items()}
     caption = (f"Tasks: {', '.join(f'{s} ({len(t)})' for s, t in suites.items())}; greedy pass@1"
                + (f" and pass@k from {args.samples} samples per task at temperature {args.temperature}, seeds {args.seeds}"
-                  if args.samples else "") + "; 95% bootstrap intervals over tasks.")
+                  if args.samples else "") + f"; {args.level or 0.95:.0%} bootstrap intervals over tasks.")
     table = evaluate_models(entries, CodeScorer(entries, suites, args), metrics(list(suites), args.samples, args.k),
-                            seeds=args.seeds, out_dir=args.out, caption=caption,
+                            seeds=args.seeds, out_dir=args.out, caption=caption, resamples=args.resamples or 2000,
+                            level=args.level or 0.95,
                             headline=metrics(list(suites), args.samples, args.k)[-1].name if args.samples else None,
                             info={n: {"mode": e.mode, "source": e.spec.path or e.spec.source} for n, e in entries.items()},
                             settings={"max_new_tokens": args.max_new_tokens, "temperature": args.temperature})

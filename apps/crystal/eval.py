@@ -186,7 +186,7 @@ def results_table(cfg: CrystalConfig, evaluator: Evaluator, models: Mapping[str,
     e = cfg.eval
     decoding = "format-constrained" if cfg.sample.constrained else "free"
     caption = (f"Seeds {list(seeds)}; {decoding} sampling; per model and seed {e.unconditional} unconditional samples and "
-               f"{e.per_spacegroup} per requested space group; rates over the pooled seeds with 95% bootstrap intervals.")
+               f"{e.per_spacegroup} per requested space group; rates over the pooled seeds with {e.level:.0%} bootstrap intervals.")
     table = evaluate_models(models, score, RATES, seeds=seeds, out_dir=out_dir, caption=caption, headline="sun",
                             resamples=e.resamples, level=e.level, info={n: {"model": str(f)} for n, f in models.items()},
                             settings={"decoding": decoding, "temperature": e.temperature})
@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
     except (ValueError, ConfigError, OSError) as exc:
         fail(PROG, exc)
     cfg.run_dir = args.run
+    cfg.eval.resamples = args.resamples or cfg.eval.resamples
+    cfg.eval.level = args.level or cfg.eval.level
     out_dir = args.run / "eval"
     if args.unconditional:  # other requests: their own folder, so no sample set of other settings is reused
         cfg.eval.unconditional = args.unconditional

@@ -136,7 +136,7 @@ def evaluate(cfg: T2IConfig, models: dict[str, Path], scenes: Sequence[Scene], o
     e = cfg.eval
     caption = (f"Held-out prompts: {len(scenes)} ({', '.join(f'{sum(s.category == c for s in scenes)} {c}' for c in CATEGORIES)}); "
                f"{e.images_per_prompt} images per prompt and seed, seeds {e.seeds}; accuracy = share of images whose every "
-               "object question passes, with 95% bootstrap intervals over prompts.")
+               f"object question passes, with {e.level:.0%} bootstrap intervals over prompts.")
     table = evaluate_models(models, lambda name, folder, seed: score_model(Path(folder), scenes, cfg, seed,
                                                                            out / name / f"seed_{seed}"),
                             METRICS, seeds=e.seeds, out_dir=out, caption=caption, headline="overall",
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
         fail(PROG, exc)
     if args.seeds:
         cfg.eval.seeds = args.seeds
+    cfg.eval.resamples = args.resamples or cfg.eval.resamples
+    cfg.eval.level = args.level or cfg.eval.level
     quiet_lightning()
     set_threads()
     return evaluate(cfg, models, scenes, args.out or args.run / "eval").as_json()

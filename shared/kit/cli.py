@@ -68,6 +68,8 @@ def eval_parser(prog: str, doc: str | None, *, run: bool = True) -> argparse.Arg
                         help="also evaluate this model under NAME (repeatable)")
     parser.add_argument("--seeds", type=int, nargs="+", help="evaluation seeds (default: the run's eval.seeds, else 0)")
     parser.add_argument("--out", type=Path, help="output folder (default: <run>/eval)")
+    parser.add_argument("--resamples", type=int, help="bootstrap resamples per interval (default: the run's eval.resamples, else 2000)")
+    parser.add_argument("--level", type=float, help="interval coverage, e.g. 0.9 (default: the run's eval.level, else 0.95)")
     return parser
 
 
