@@ -16,6 +16,7 @@ from shared.kit import (
     GroupRLArgs,
     PreferenceArgs,
     SampleArgs,
+    SandboxArgs,
     SFTArgs,
     limit_pairs,
     policy_at,
@@ -39,6 +40,14 @@ def test_sample_temperature_schedule():
     assert s.schedule(3) == [0.8, 0.8, 0.8]
     s = SampleArgs(temperatures=[0.7, 0.9])
     assert s.schedule(4) == [0.7, 0.9, 0.9, 0.9] and s.temperature_at(0) == 0.7
+
+
+def test_sandbox_args_pass_read_only_paths_and_refuse_missing_ones(tmp_path):
+    assert SandboxArgs().limits().read_only_paths == ()
+    limits = SandboxArgs(timeout_s=2.0, read_only_paths=[str(tmp_path)]).limits()
+    assert (limits.timeout_s, limits.read_only_paths) == (2.0, (str(tmp_path),))
+    with pytest.raises(ValueError, match="does not exist"):
+        SandboxArgs(read_only_paths=[str(tmp_path / "missing")]).limits()
 
 
 @pytest.mark.parametrize("module, cls", [("apps.codegen.config", "CodegenConfig"), ("apps.crystal.config", "CrystalConfig"),

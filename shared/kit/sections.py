@@ -16,6 +16,7 @@ Every field has a docstring entry, so `python -m apps.<domain>.train --help` lis
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,17 +182,23 @@ class SandboxArgs:
         timeout_s: wall-clock (and CPU) seconds per program.
         memory_mb: address-space limit per program.
         workers: programs run in parallel (0: one per CPU core).
+        read_only_paths: host files or folders programs may read (absolute); as root, programs see
+            nothing else of the host but the interpreter and its libraries.
     """
 
     timeout_s: float = 5.0
     memory_mb: int = 512
     workers: int = 0
+    read_only_paths: list[str] = field(default_factory=list)
 
     def limits(self):
-        """Return the shared.sandbox.Limits of one program."""
+        """Return the shared.sandbox.Limits of one program; a read-only path that does not exist is a ValueError."""
         from shared.sandbox import Limits
 
-        return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        missing = [p for p in self.read_only_paths if not os.path.exists(p)]
+        if missing:
+            raise ValueError(f"sandbox.read_only_paths: {missing[0]} does not exist")
+        return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb, read_only_paths=tuple(self.read_only_paths))
 
     def worker_count(self) -> int | None:
         """Return the number of parallel workers (None: one per CPU core)."""

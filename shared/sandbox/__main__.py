@@ -26,10 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-output-bytes", type=int, default=defaults.max_output_bytes,
                         help="kept per stream, head and tail (default: %(default)s)")
     parser.add_argument("--stdin", default=None, help="file whose contents the program reads on stdin")
+    parser.add_argument("--read-only", action="append", default=[], metavar="PATH",
+                        help="host path the program may read (repeatable)")
     args = parser.parse_args(argv)
     try:
         limits = Limits(timeout_s=args.timeout, cpu_s=args.cpu, memory_mb=args.memory_mb,
-                        max_processes=args.max_processes, max_output_bytes=args.max_output_bytes)
+                        max_processes=args.max_processes, max_output_bytes=args.max_output_bytes,
+                        read_only_paths=tuple(args.read_only))
     except ValueError as exc:
         parser.error(str(exc))
     try:

@@ -30,10 +30,13 @@ FIRST_UID, UID_SLOTS = 61000, 256
 _START_TIMEOUT_S = 30.0
 _GRACE_S = 15.0  # beyond the program's timeout: cleanup, draining pipes, a loaded machine
 _ROOT = str(Path(__file__).resolve().parents[2])
-_BOOT = ("import sys; sys.path[0] = sys.argv[1]; from shared.sandbox.zygote import main; "
-         "main(int(sys.argv[2]), int(sys.argv[3]))")
+# The project root travels in the environment, which programs cannot read, rather than in argv,
+# which they can (/proc/1/cmdline of their PID namespace is the zygote's).
+_BOOT = ("import os, sys; sys.path[0] = os.environ.pop('SANDBOX_ROOT'); from shared.sandbox.zygote import main; "
+         "main(int(sys.argv[1]), int(sys.argv[2]))")
 # The zygote's whole environment (-S -s skip site-packages; nothing else reaches it from the host).
-_ZYGOTE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+_ZYGOTE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+               "SANDBOX_ROOT": _ROOT}
 
 
 class SandboxError(RuntimeError):
@@ -61,14 +64,17 @@ def _claim_uid() -> tuple[int, int]:
 
 
 class Zygote:
-    """One zygote process and the socket to it; use from one thread at a time."""
+    """One zygote process and the socket to it; use from one thread at a time.
 
-    def __init__(self) -> None:
+    read_only_paths are the host paths its programs see besides the interpreter (fixed for its life).
+    """
+
+    def __init__(self, read_only_paths: tuple[str, ...] = ()) -> None:
         uid, lock_fd = _claim_uid() if os.geteuid() == 0 else (-1, -1)
         ours, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-S", "-s", "-c", _BOOT, _ROOT, str(theirs.fileno()), str(uid)],
+                [sys.executable, "-S", "-s", "-c", _BOOT, str(theirs.fileno()), str(uid)],
                 pass_fds=[theirs.fileno()] + [lock_fd] * (lock_fd >= 0),  # the zygote holds the uid's lock
                 env=_ZYGOTE_ENV, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd="/",
                 start_new_session=True,
@@ -79,6 +85,11 @@ class Zygote:
                 os.close(lock_fd)
         self.sock = ours
         self.sock.settimeout(_START_TIMEOUT_S)
+        try:
+            protocol.send(self.sock, {"read_only_paths": list(read_only_paths)})
+        except OSError as exc:
+            self.close()
+            raise SandboxError(f"zygote is gone: {exc}") from None
         hello = self._recv()
         self.layers: dict[str, Any] = hello["layers"]
         if hello.get("error"):
@@ -123,36 +134,38 @@ class Zygote:
 
 
 class _Pool:
-    """Idle zygotes shared by all threads of this process."""
+    """Idle zygotes shared by all threads of this process, by the read-only paths of their view."""
 
     def __init__(self) -> None:
-        self._idle: list[Zygote] = []
+        self._idle: dict[tuple[str, ...], list[Zygote]] = {}
         self._lock = threading.Lock()
 
     @contextmanager
-    def zygote(self) -> Iterator[Zygote]:
-        """Lend an idle zygote, starting one if none is idle; take it back unless it broke."""
+    def zygote(self, read_only_paths: tuple[str, ...] = ()) -> Iterator[Zygote]:
+        """Lend an idle zygote with that view, starting one if none is idle; take it back unless it broke."""
         with self._lock:
-            zygote = self._idle.pop() if self._idle else None
+            idle = self._idle.get(read_only_paths)
+            zygote = idle.pop() if idle else None
         if zygote is None:
-            zygote = Zygote()
+            zygote = Zygote(read_only_paths)
         try:
             yield zygote
         finally:
             if zygote.alive:
                 with self._lock:
-                    self._idle.append(zygote)
+                    self._idle.setdefault(read_only_paths, []).append(zygote)
 
     def close(self) -> None:
         """Stop every idle zygote."""
         with self._lock:
-            idle, self._idle = self._idle, []
-        for zygote in idle:
-            zygote.close()
+            idle, self._idle = self._idle, {}
+        for zygotes in idle.values():
+            for zygote in zygotes:
+                zygote.close()
 
     def forget(self) -> None:
         """In a forked child: drop the parent's zygotes without talking to them."""
-        self._idle, self._lock = [], threading.Lock()
+        self._idle, self._lock = {}, threading.Lock()
 
 
 _POOL = _Pool()
@@ -163,7 +176,7 @@ os.register_at_fork(after_in_child=_POOL.forget)
 def run_program(source: str, limits: Limits = Limits(), stdin: str = "") -> Verdict:
     """Run untrusted Python source in the sandbox and return its Verdict; never raises for what it does."""
     try:
-        with _POOL.zygote() as zygote:
+        with _POOL.zygote(limits.read_only_paths) as zygote:
             return zygote.run(source, stdin, limits)
     except (SandboxError, OSError) as exc:
         return Verdict.sandbox_error(f"sandbox: {exc}")
@@ -178,7 +191,7 @@ def run_programs(sources: Sequence[str], limits: Limits = Limits(), workers: int
         return list(pool.map(lambda source: run_program(source, limits), sources))
 
 
-def active_layers() -> dict[str, Any]:
-    """Return which isolation layers a zygote of this process got (uid, namespaces, mounts, ...)."""
-    with _POOL.zygote() as zygote:
+def active_layers(limits: Limits = Limits()) -> dict[str, Any]:
+    """Return which isolation layers a zygote of this process got (uid, namespaces, the view's paths, ...)."""
+    with _POOL.zygote(limits.read_only_paths) as zygote:
         return dict(zygote.layers)

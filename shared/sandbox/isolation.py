@@ -8,17 +8,21 @@ apply_rlimits, drop_privileges and the prctl helpers before it runs any untruste
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import resource
 import signal
 from collections.abc import Iterable
 from pathlib import Path
 
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 0x400, 0x800, 0x200000
+MNT_DETACH = 0x2
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+# pivot_root(2) has no glibc wrapper; its syscall number by machine (the generic table: 41).
+_SYS_PIVOT_ROOT = {"x86_64": 155, "i686": 217, "i386": 217, "ppc64le": 203, "ppc64": 203, "s390x": 217}
 
 # statvfs flags of a mount that a read-only bind remount must keep (the kernel refuses to drop them).
 _KEEP_FLAGS = {
@@ -29,6 +33,7 @@ _KEEP_FLAGS = {
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
@@ -47,6 +52,23 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
     """Call mount(2); None arguments become NULL."""
     enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
     _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+
+
+def pivot_into(new_root: str) -> None:
+    """Make the mount at new_root this mount namespace's root and detach the old one; cwd becomes /.
+
+    Falls back to chroot where pivot_root is refused (an initramfs root): the old root then stays
+    mounted underneath, out of reach of processes without CAP_SYS_CHROOT.
+    """
+    os.chdir(new_root)
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine, 41)
+    if _libc.syscall(number, b".", b".") == 0:  # the old root ends up stacked on the new one
+        _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
+    elif ctypes.get_errno() == errno.EINVAL:
+        os.chroot(".")
+    else:
+        _check(-1, "pivot_root")
+    os.chdir("/")
 
 
 def prctl(option: int, arg: int) -> None:
@@ -70,39 +92,6 @@ def _blocked(path: str) -> tuple[str, str] | None:
             return current, part
         current = os.path.join(current, part)
     return None
-
-
-def expose(paths: Iterable[str]) -> list[str]:
-    """Make paths reachable by any uid inside this mount namespace; return the directories covered.
-
-    A directory others may not search (say /root, mode 0700) is covered by an empty tmpfs holding
-    read-only bind mounts of just the entries on the way to paths, so the rest of it disappears.
-    """
-    paths = [p for p in {os.path.realpath(p) for p in paths} if os.path.exists(p)]
-    covered: list[str] = []
-    for _ in range(32):  # each round covers one more level; real trees need one or two
-        wanted: dict[str, set[str]] = {}
-        for directory, part in filter(None, map(_blocked, paths)):
-            wanted.setdefault(directory, set()).add(part)
-        if not wanted:
-            return covered
-        for directory, parts in wanted.items():
-            keep = {part: os.open(os.path.join(directory, part), os.O_PATH | os.O_NOFOLLOW) for part in parts}
-            try:
-                mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
-                for part, fd in keep.items():
-                    target = os.path.join(directory, part)
-                    if os.path.isdir(f"/proc/self/fd/{fd}"):
-                        os.mkdir(target)
-                    else:
-                        open(target, "wb").close()
-                    mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
-                    remount_readonly(target, MS_NOSUID | MS_NODEV)
-            finally:
-                for fd in keep.values():
-                    os.close(fd)
-            covered.append(directory)
-    raise OSError(f"could not expose {paths}: too many nested private directories")
 
 
 def unreachable(paths: Iterable[str]) -> list[str]:

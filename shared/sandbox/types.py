@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,11 +12,17 @@ OK, TIMEOUT, MEMORY, KILLED, SANDBOX_ERROR = "ok", "timeout", "memory", "killed"
 # memory: it died of the memory limit (MemoryError was the last thing it printed); killed: a signal
 # ended it for another reason; sandbox_error: the sandbox itself failed, the program's fate is unknown.
 STATUSES = (OK, TIMEOUT, MEMORY, KILLED, SANDBOX_ERROR)
+_VIEW_FOLDERS = ("/", "//", "/tmp", "/dev", "/dev/shm")  # made by the sandbox's view, not shown from the host
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one program may use. cpu_s defaults to timeout_s; max_processes counts threads too."""
+    """What one program may use. cpu_s defaults to timeout_s; max_processes counts threads too.
+
+    read_only_paths: host files or folders the program may read (as root they are the only host
+    paths it sees besides the interpreter and its libraries); absolute, and neither a folder the
+    view makes itself (/, /tmp, /dev, /dev/shm) nor under /proc.
+    """
 
     timeout_s: float = 5.0
     cpu_s: float | None = None
@@ -24,8 +31,17 @@ class Limits:
     max_output_bytes: int = 65536
     max_file_mb: int = 16
     max_open_files: int = 64
+    read_only_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.read_only_paths, str) or not all(isinstance(p, str) for p in self.read_only_paths):
+            raise ValueError(f"Limits.read_only_paths must be a sequence of paths, got {self.read_only_paths!r}")
+        paths = tuple(dict.fromkeys(os.path.normpath(p) for p in self.read_only_paths))
+        for path in paths:
+            if not os.path.isabs(path) or path in _VIEW_FOLDERS or path == "/proc" or path.startswith("/proc/"):
+                raise ValueError(f"Limits.read_only_paths: {path!r} must be absolute, not one of "
+                                 f"{', '.join(_VIEW_FOLDERS)} and not under /proc")
+        object.__setattr__(self, "read_only_paths", paths)
         for name in ("timeout_s", "memory_mb", "max_processes", "max_file_mb", "max_open_files"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

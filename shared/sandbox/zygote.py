@@ -1,10 +1,12 @@
 """The zygote: a small, pre-warmed interpreter that forks one locked-down child per program.
 
 The host starts one zygote per worker (`python -S -s -c ...`, see host.py) and talks to it over a
-socket (protocol.py): a hello carrying the active isolation layers, then one reply per request.
-As root the zygote enters a new network and mount namespace once, so every child inherits them;
-per run it writes the program into a fresh folder, forks, watches the wall clock and the output
-pipes, then kills and reaps everything the program left behind before replying.
+socket (protocol.py): first the extra read-only paths of its view, then a hello carrying the
+active isolation layers, then one reply per request. As root the zygote sets up once what every
+child inherits: a new network namespace, a new mount namespace whose root is the minimal view of
+view.py, and a new PID namespace whose PID 1 (reaper.py) reaps orphans. Per run it writes the
+program into a fresh folder, forks, watches the wall clock and the output pipes, then kills and
+reaps everything the program left behind before replying.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from shared.sandbox import isolation, protocol
+from shared.sandbox import isolation, protocol, reaper, view
 from shared.sandbox.child import ChildSpec, run_child
 from shared.sandbox.output import HeadTail
 from shared.sandbox.status import classify
@@ -37,6 +40,7 @@ SCRATCH = ("/tmp", "/dev/shm")  # private tmpfs mounts in the zygote's mount nam
 WIPED = (*SCRATCH, "/var/tmp")  # world-writable folders cleaned after each run
 SCRATCH_FACTOR = 4  # each scratch tmpfs holds SCRATCH_FACTOR * max_file_mb
 _DRAIN_S = 1.0  # how long to wait for output pipes once every process of the run is dead
+_EMPTY_NAMESPACE_S = 5.0  # how long PID 1 may take to reap a run's killed processes
 _READ = 1 << 16
 
 
@@ -47,46 +51,64 @@ class HostGone(Exception):
 class Zygote:
     """Serves run requests on ctrl; as root, runs programs as uid (which it owns through a lock)."""
 
-    def __init__(self, ctrl: socket.socket, uid: int | None) -> None:
-        self.ctrl, self.uid = ctrl, uid
+    def __init__(self, ctrl: socket.socket, uid: int | None, read_only_paths: Sequence[str] = ()) -> None:
+        self.ctrl, self.uid, self.read_only_paths = ctrl, uid, tuple(read_only_paths)
         self.layers: dict[str, Any] = {"uid": uid, "rlimits": True, "audit_hook": True}
         self.error: str | None = None
         self.scratch_mb: int | None = None
         self.scratch_devices: dict[str, int] = {}  # our private tmpfs mounts, by st_dev
+        self.keep: dict[str, set[str]] = {}  # entries of those mounts that belong to the view, not to a run
         self.wiped = WIPED
+        # The host's /proc, for our own children: once our PID namespace's /proc is mounted, /proc
+        # lists only that namespace, in which the zygote itself has no pid.
+        self.host_proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.init_pid: int | None = None  # PID 1 of our PID namespace: a child of ours that lives as long as we do
 
     def setup(self) -> None:
-        """Enter namespaces and build the private file system view; record what worked in self.layers."""
+        """Enter namespaces, build the view and the PID namespace; record what worked in self.layers."""
         isolation.become_subreaper()
-        self.layers["subreaper"] = True
-        self.layers["no_new_privs"] = True
-        for layer in ("net_namespace", "mount_namespace", "readonly_root", "private_tmp"):
+        self.layers.update(subreaper=True, no_new_privs=True)
+        for layer in ("net_namespace", "mount_namespace", "minimal_root", "readonly_root", "private_tmp",
+                      "pid_namespace"):
             self.layers[layer] = False
         if self.uid is None:
             return
+        self._kill_uid()  # leftovers of an earlier holder of this uid, before a PID namespace hides them
         try:
             isolation.unshare(isolation.CLONE_NEWNET)
             self.layers["net_namespace"] = True
         except OSError:
             pass
-        interpreter = [sys.executable, sys.base_prefix, *(p for p in sys.path[1:] if p)]
         try:
             isolation.unshare(isolation.CLONE_NEWNS)
             isolation.mount(None, "/", None, isolation.MS_REC | isolation.MS_PRIVATE)
             self.layers["mount_namespace"] = True
-            self.layers["exposed"] = isolation.expose(interpreter)
-            for directory in SCRATCH:
-                isolation.mount_scratch(directory, 64)
-                self.scratch_devices[directory] = os.stat(directory).st_dev
-            self.scratch_mb, self.layers["private_tmp"] = 64, True
-            isolation.remount_readonly("/", isolation.MS_NOSUID)
-            self.layers["readonly_root"] = True
         except OSError as exc:
             self.layers["mount_error"] = str(exc)
-        missing = isolation.unreachable(interpreter)
-        if missing:
-            self.error = f"the sandbox uid cannot read the interpreter ({missing[0]}) and no mount namespace fixes it"
-        self._kill_uid()  # leftovers of an earlier holder of this uid
+            missing = isolation.unreachable([sys.executable, *(p for p in sys.path[1:] if p)])
+            if missing:
+                self.error = (f"the sandbox uid cannot read the interpreter ({missing[0]}) "
+                              "and no mount namespace fixes it")
+            return
+        executable = os.path.realpath(sys.executable)  # a venv's bin/python is a link into the base install
+        try:
+            paths, covered = view.interpreter_paths()
+            self.layers["visible"] = view.build_root([*paths, *self.read_only_paths], covered, SCRATCH, 64)
+        except (OSError, ValueError) as exc:
+            self.error = f"cannot build the sandbox's file system view: {exc}"
+            return
+        sys.executable = sys._base_executable = executable  # the venv is not in the view
+        self.wiped = SCRATCH
+        for directory in SCRATCH:
+            self.scratch_devices[directory] = os.stat(directory).st_dev
+            self.keep[directory] = set(os.listdir(directory))  # read-only paths shown under /tmp
+        self.scratch_mb = 64
+        self.layers.update(minimal_root=True, readonly_root=True, private_tmp=True)
+        try:
+            self.init_pid = reaper.start()
+            self.layers["pid_namespace"] = True
+        except OSError as exc:
+            self.layers["pid_error"] = str(exc)
 
     def serve(self) -> None:
         """Answer requests until the host closes the socket."""
@@ -204,11 +226,33 @@ class Zygote:
                 os.close(pidfd)
 
     def _kill_all(self, pid: int) -> None:
-        """Kill the run's process group, every process of the sandbox uid, and reap all descendants."""
+        """Kill the run's process group, every process of the sandbox uid, and reap all descendants.
+
+        Without a PID namespace the run's orphans are our children (we are a subreaper); within one
+        they are PID 1's, which reaps them, so we wait until the namespace holds PID 1 alone.
+        """
         _killpg(pid)
-        if self.uid is not None and _children():  # no children left means no process of the run is
+        if self.uid is not None and (self._children() or self._namespace_busy()):
             self._kill_uid()
-        _reap_children()
+        while kids := self._children():  # grandchildren become children as their parents die
+            _kill_and_reap(kids)
+        start = time.monotonic()
+        while self._namespace_busy():  # killed, not yet reaped, or forked between our kill(-1) calls
+            waited = time.monotonic() - start
+            if waited > _EMPTY_NAMESPACE_S:
+                raise RuntimeError("processes of the run outlived SIGKILL")
+            if waited > 0.05:
+                self._kill_uid()
+            time.sleep(0.001)
+
+    def _children(self) -> list[int]:
+        """Return our children but PID 1 of our namespace."""
+        return [kid for kid in _children(self.host_proc) if kid != self.init_pid]
+
+    def _namespace_busy(self) -> bool:
+        """True when our PID namespace holds a process besides its PID 1 (always False without one)."""
+        return self.layers.get("pid_namespace", False) and any(
+            name.isdigit() and name != "1" for name in os.listdir("/proc"))
 
     def _kill_uid(self) -> None:
         """SIGKILL every process running as the sandbox uid, from a helper that becomes that uid."""
@@ -242,8 +286,11 @@ class Zygote:
                 owner = self.uid  # the host's directory: only what the sandbox uid made
             else:
                 continue  # same uid as the host: the program's files look like anyone else's
+            keep = self.keep.get(directory, ())
             for entry in entries:
                 try:
+                    if entry.name in keep:
+                        continue
                     if owner is None or entry.stat(follow_symlinks=False).st_uid == owner:
                         _rmtree(entry.path)
                 except OSError:
@@ -301,37 +348,43 @@ def _killpg(pid: int) -> None:
             pass
 
 
-def _children() -> list[int]:
-    """Return this process's children (orphans of a run land here: the zygote is a subreaper)."""
+def _read_at(folder: int, path: str) -> str:
+    """Return the text of path, relative to the open folder."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
+    try:
+        return os.read(fd, 1 << 16).decode()
+    finally:
+        os.close(fd)
+
+
+def _children(proc: int) -> list[int]:
+    """Return this process's children (orphans of a run land here: the zygote is a subreaper), from proc (an fd)."""
     pid = os.getpid()
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
+        return [int(c) for c in _read_at(proc, f"{pid}/task/{pid}/children").split()]
     except OSError:  # kernel without CONFIG_PROC_CHILDREN: scan /proc
         kids = []
-        for entry in os.listdir("/proc"):
+        for entry in os.listdir(proc):
             try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        kids.append(int(entry))
+                if int(_read_at(proc, f"{entry}/stat").rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry))
             except (OSError, ValueError, IndexError):
                 pass
         return kids
 
 
-def _reap_children() -> None:
-    """SIGKILL and reap every child until none is left; grandchildren become children as parents die."""
-    while kids := _children():
-        for kid in kids:
-            try:
-                os.kill(kid, signal.SIGKILL)
-            except OSError:
-                pass
-        for kid in kids:
-            try:
-                os.waitpid(kid, 0)
-            except ChildProcessError:
-                pass
+def _kill_and_reap(kids: list[int]) -> None:
+    """SIGKILL and reap these children."""
+    for kid in kids:
+        try:
+            os.kill(kid, signal.SIGKILL)
+        except OSError:
+            pass
+    for kid in kids:
+        try:
+            os.waitpid(kid, 0)
+        except ChildProcessError:
+            pass
 
 
 def _rmtree(path: str) -> None:
@@ -352,9 +405,12 @@ def _rmtree(path: str) -> None:
 
 
 def main(ctrl_fd: int, uid: int) -> None:
-    """Entry point of the zygote process (argv from host.py): set up, preload, serve."""
+    """Entry point of the zygote process (argv from host.py): read the view's extra paths, set up, preload, serve."""
     ctrl = socket.socket(fileno=ctrl_fd)
-    zygote = Zygote(ctrl, uid if uid >= 0 else None)
+    config = protocol.recv(ctrl)
+    if config is None:
+        return
+    zygote = Zygote(ctrl, uid if uid >= 0 else None, config["read_only_paths"])
     zygote.setup()
     for name in PRELOAD:
         importlib.import_module(name)
