@@ -78,12 +78,13 @@ def test_sft_stage_trains_saves_and_is_skipped_when_complete(tmp_path):
     [Pair(prompt=f"q{i}:", chosen=" yes", rejected=" no") for i in range(4)],
     [RankedList(prompt=f"q{i}:", outputs=[" a", " b", " c"], scores=[3.0, 2.0, 1.0]) for i in range(4)],
 ])
-def test_preference_round_fit_trains_from_the_previous_round(tmp_path, records):
+def test_preference_round_fit_trains_from_the_previous_round(tmp_path, records, capsys):
     start = run_sft(tmp_path / "start", TINY, SFTArgs(steps=0), TRAINER, 0, list)
     loss = "sigmoid" if isinstance(records[0], Pair) else "plackett_luce"
-    fit = preference_round_fit(TINY, PreferenceArgs(steps=2, batch_size=2, loss=loss, lr=1e-2), TRAINER, start)
+    fit = preference_round_fit(TINY, PreferenceArgs(steps=2, batch_size=2, loss=loss, lr=1e-2, max_pairs=3), TRAINER, start)
     round = Round(index=0, seed=1, dir=tmp_path / "round_000", schedule={}, checkpoint_dir=tmp_path / "round_000" / "ckpt")
     saved = fit(round, records, {}, None)
+    assert "training on 3 of 4 pairs" in capsys.readouterr().out  # pref.max_pairs is applied by the stage
     assert is_complete(saved) and (round.dir / "fit" / "logs").is_dir()
     before, _ = policy_at(TINY, start, 0, lora=False)
     after, _ = policy_at(TINY, saved, 0, lora=False)

@@ -28,7 +28,7 @@ from apps.crystal.prompts import prompt
 from apps.crystal.reward import score_candidates
 from apps.crystal.sampling import frequent_spacegroups, generate, requests
 from shared.atomic import write_json, write_text
-from shared.kit import finish_run, limit_pairs, policy_at, preference_round_fit, run_sft, start_run
+from shared.kit import finish_run, policy_at, preference_round_fit, run_sft, start_run
 from shared.loop import RecipeFunctions, run_loop
 from shared.pairs import plaid_pairs, plaid_spacegroup_pairs
 
@@ -120,7 +120,6 @@ def run_plaid(cfg: CrystalConfig, train: list[Crystal], start: Path, evaluator: 
                           f"{sum('e_hull' in c.scores for c in scored)} with an energy); the model does not yet write enough "
                           f"valid structures to compare (see {round.dir / 'scored.jsonl'} for each sample's reason); "
                           f"start a new run_dir with a longer SFT (sft.steps), more data, or a larger model")
-        pairs = limit_pairs(pairs, p.max_pairs, round.seed)
         print(f"round {round.index + 1}: {len(pairs)} pairs from {len(scored)} samples", flush=True)
         return pairs
 

@@ -3,7 +3,7 @@
 from shared.evaluation.driver import evaluate_models, model_result
 from shared.evaluation.metrics import Estimate, Metric, estimate, summarize
 from shared.evaluation.stats import bootstrap_interval, point_estimate
-from shared.evaluation.table import ModelResult, ResultsTable, flat_metrics, read_table
+from shared.evaluation.table import ModelResult, ResultsTable
 
 __all__ = [
     "Estimate",
@@ -13,9 +13,7 @@ __all__ = [
     "bootstrap_interval",
     "estimate",
     "evaluate_models",
-    "flat_metrics",
     "model_result",
     "point_estimate",
-    "read_table",
     "summarize",
 ]

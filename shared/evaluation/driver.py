@@ -18,7 +18,6 @@ from typing import Any
 
 from shared.evaluation.metrics import Metric, estimate
 from shared.evaluation.table import ModelResult, ResultsTable
-from shared.evaluation.stats import point_estimate
 
 Score = Callable[[str, Any, int], Sequence[Mapping[str, Any]]]
 
@@ -28,14 +27,7 @@ def model_result(rows_by_seed: Mapping[int, Sequence[Mapping[str, Any]]], metric
     """Return one model's estimates over the pooled seeds (rows in seed order) and its value per seed."""
     pooled = [r for seed in rows_by_seed for r in rows_by_seed[seed]]
     estimates = {m.name: estimate(m, pooled, resamples=resamples, level=level) for m in metrics}
-    per_seed = {}
-    for seed, rows in rows_by_seed.items():
-        per_seed[seed] = {}
-        for m in metrics:
-            picked = m.rows(rows)
-            if picked:
-                strata = [r[m.stratify] for r in picked] if m.stratify else None
-                per_seed[seed][m.name] = point_estimate(m.values(picked), strata)
+    per_seed = {seed: {m.name: m.point(rows) for m in metrics if m.rows(rows)} for seed, rows in rows_by_seed.items()}
     return ModelResult(estimates, per_seed, dict(info or {}))
 
 
@@ -54,7 +46,7 @@ def evaluate_models(models: Mapping[str, Any], score: Score, metrics: Sequence[M
         for seed in seeds:
             by_seed[seed] = list(score(name, model, seed))
             if headline and not quiet:
-                value = point_estimate_of(headline, metrics, by_seed[seed])
+                value = next(m for m in metrics if m.name == headline).point(by_seed[seed])
                 print(f"{name} seed {seed}: {headline} {value:.3f} ({len(by_seed[seed])} rows)", flush=True)
         results[name] = model_result(by_seed, metrics, resamples=resamples, level=level,
                                      info=(info or {}).get(name, {"model": str(model)}))
@@ -66,9 +58,3 @@ def evaluate_models(models: Mapping[str, Any], score: Score, metrics: Sequence[M
         print(table.markdown(), flush=True)
     return table
 
-
-def point_estimate_of(name: str, metrics: Sequence[Metric], rows: Sequence[Mapping[str, Any]]) -> float:
-    """Return the point value of the named metric over rows (NaN when it has none)."""
-    m = next(m for m in metrics if m.name == name)
-    picked = m.rows(rows)
-    return point_estimate(m.values(picked), [r[m.stratify] for r in picked] if m.stratify else None)

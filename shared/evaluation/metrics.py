@@ -46,6 +46,11 @@ class Metric:
         key = self.field or self.name
         return [float(r[key]) for r in rows]
 
+    def point(self, rows: Sequence[Mapping[str, Any]]) -> float:
+        """Return the metric's value over rows (only those it reads; NaN when there are none)."""
+        picked = self.rows(rows)
+        return point_estimate(self.values(picked), [r[self.stratify] for r in picked] if self.stratify else None)
+
 
 @dataclass(frozen=True)
 class Estimate:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -120,11 +119,6 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "metric"
 
 
-def read_table(out_dir: str | Path) -> dict[str, Any]:
-    """Return the JSON data of a written table (results.json)."""
-    return json.loads((Path(out_dir) / "results.json").read_text())
-
-
 def _no_nan(d: Mapping[str, Any]) -> dict[str, Any]:
     """JSON has no NaN: an undefined value (no rows) is written as null."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
@@ -137,11 +131,3 @@ def _fmt(x: float) -> str:
 def _num(x: float) -> str:
     return "" if isinstance(x, float) and math.isnan(x) else repr(float(x))
 
-
-def flat_metrics(result: ModelResult) -> Mapping[str, float]:
-    """Return {name, name_low, name_high} of a model's estimates (the shape shared.loop records per round)."""
-    out: dict[str, float] = {}
-    for name, e in result.estimates.items():
-        if e.n:
-            out.update({name: e.value, f"{name}_low": e.low, f"{name}_high": e.high})
-    return out

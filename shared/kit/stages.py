@@ -108,8 +108,11 @@ def preference_round_fit(model: ModelSpec, pref: PreferenceArgs, trainer: Traine
     """Return a shared.loop `fit` stage: each round trains from the previous round's model (round 1: `start`)."""
 
     def fit_round(round, pairs, schedule, init_checkpoint):
+        trained = limit_pairs(list(pairs), pref.max_pairs, round.seed)  # pairs.jsonl keeps every pair built
+        if len(trained) < len(pairs):
+            print(f"round {round.index + 1}: training on {len(trained)} of {len(pairs)} pairs (pref.max_pairs)", flush=True)
         policy, tok = policy_at(model, start if init_checkpoint is None else init_checkpoint, round.seed, lora=True)
-        return fit_preference(policy, tok, pairs, pref, model, trainer, round.dir / "fit", round.seed,
+        return fit_preference(policy, tok, trained, pref, model, trainer, round.dir / "fit", round.seed,
                               round.checkpoint_dir / "model")
 
     return fit_round
