@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
 
 setup: $(STAMP)
 
@@ -85,6 +85,12 @@ crystal: setup
 T2I_CONFIG ?= configs/t2i/ospo.yaml
 t2i: setup
 	$(BIN)/python -m apps.t2i.train --config $(T2I_CONFIG) $(ARGS)
+
+# The RAG app (PA-RAG) on its embedded default: SmolLM2 + LoRA, SFT, then DPO for informativeness, robustness
+# and citation quality on a generated knowledge base (docs/apps/rag.md).
+RAG_CONFIG ?= configs/rag/pa_rag.yaml
+rag: setup
+	$(BIN)/python -m apps.rag.train --config $(RAG_CONFIG) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)
