@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
             cfg = load_yaml(RagConfig, args.run / "config.yaml")
         models = {}
         if args.run:
-            models["base"] = cfg.model.source
+            base = cfg.model.path if cfg.model.source == "hf" else cfg.model.source
+            if base and base != "tiny":  # a tiny model built from config has no base to load
+                models["base"] = base
             models["sft"] = str(args.run / "sft" / "model")
             for stage in cfg.stages:
                 folder = args.run / stage / "round_000" / "checkpoint" / "model"
