@@ -25,6 +25,8 @@ from shared.losses import (
     informative_groups,
     k3_kl,
     list_losses,
+    rloo_advantages,
+    sequence_kl,
 )
 from shared.losses.listwise import dcg_pair_weights
 
@@ -222,6 +224,49 @@ def test_group_advantages_batch_scale_and_nan():
     torch.testing.assert_close(a, torch.tensor([-1 / 2.0001, 1 / 2.0001, 0.0, 0.0]))
 
 
+def test_rloo_advantages_hand_computed():
+    """A_i = R_i - mean_{j != i} R_j over the scorable (non-NaN) samples of each group of 4.
+
+    Group (1, 2, 3, 6): sum 12, baselines 11/3, 10/3, 3, 2 -> A = -8/3, -4/3, 0, 4 (= 4/3 (R - mean)).
+    Group (4, NaN, 0, 2): 3 scorable, sum 6, baselines (6 - R) / 2 = 1, -, 3, 2 -> A = 3, 0, -3, 0
+    (the NaN sample gets 0). Group (5, NaN, NaN, NaN): one scorable sample, baseline 0/0 -> all 0.
+    Normalised: the 7 finite advantages have mean 0, so A / (Bessel std + 1e-4), NaN rows still 0.
+    """
+    nan = float("nan")
+    r = torch.tensor([1.0, 2.0, 3.0, 6.0, 4.0, nan, 0.0, 2.0, 5.0, nan, nan, nan])
+    expected = torch.tensor([-8 / 3, -4 / 3, 0.0, 4.0, 3.0, 0.0, -3.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    torch.testing.assert_close(rloo_advantages(r, 4), expected)
+    loo = torch.tensor([r[i] - (r[:4].sum() - r[i]) / 3 for i in range(4)])  # the formula, written out
+    torch.testing.assert_close(rloo_advantages(r, 4)[:4], loo)
+    finite = expected[:7]
+    std = math.sqrt(sum(a * a for a in finite.tolist()) / 6)
+    torch.testing.assert_close(rloo_advantages(r, 4, normalize=True), expected / (std + 1e-4))
+    torch.testing.assert_close(rloo_advantages(r, 1), torch.zeros(12))  # a group of one has no baseline
+
+
+def test_rloo_kl_penalty_enters_the_reward_before_the_baseline():
+    """R = (1, 1), kl = sum_t (old - ref) = (0, 2), beta 0.5 -> R' = (1, 0) -> A = (1, -1); clipping comes first."""
+    old = torch.tensor([[-1.0, -1.0], [-1.0, -1.0]])
+    ref = torch.tensor([[-1.0, -5.0], [-2.0, -2.0]])
+    kl = sequence_kl(old, ref, torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # masked token ignored
+    torch.testing.assert_close(kl, torch.tensor([0.0, 2.0]))
+    torch.testing.assert_close(rloo_advantages(torch.ones(2), 2, kl=kl, beta=0.5), torch.tensor([1.0, -1.0]))
+    clipped = rloo_advantages(torch.tensor([3.0, 1.0]), 2, kl=kl, beta=0.5, reward_clip=(0.0, 1.0))
+    torch.testing.assert_close(clipped, torch.tensor([1.0, -1.0]))
+    with pytest.raises(LossInputError, match="needs the per-sequence 'kl'"):
+        rloo_advantages(torch.ones(2), 2, beta=0.5)
+
+
+def test_rloo_loss_on_policy_is_minus_mean_advantage():
+    """On policy the sequence ratio is 1: loss = -mean_i A_i = -(1 - 3) / 2 = 1; no KL term in the loss."""
+    logps = torch.full((2, 3), -1.0, requires_grad=True)
+    out = get_loss("rloo")(GroupTerms(logps=logps, advantages=torch.tensor([1.0, -3.0]), mask=torch.ones(2, 3),
+                                      ref_logps=torch.zeros(2, 3)))
+    assert out.loss.item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown hyper-parameter 'beta'"):
+        get_loss("rloo")(GroupTerms(logps=logps, advantages=torch.zeros(2), mask=torch.ones(2, 3)), beta=0.1)
+
+
 def test_k3_kl_is_nonnegative_and_zero_at_equality():
     logp = torch.tensor([-1.0, -2.0, -0.5])
     assert k3_kl(logp, logp).abs().max().item() == 0.0
@@ -357,7 +402,7 @@ def test_pair_weights_scale_the_mean():
 
 TRL_TESTED = {"sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft", "cdpo", "simpo", "orpo",
-              "kto", "apo_zero_unpaired", "grpo", "bnpo", "dr_grpo", "dapo"}
+              "kto", "apo_zero_unpaired", "grpo", "bnpo", "dr_grpo", "dapo", "rloo"}
 HAND_TESTED = {"soft_preference", "smoothed_preference", "plackett_luce", "rankdpo", "tpo_list", "diffusion_dpo",
                "diffusion_npo", "diffusion_smpo", "diffusion_kto", "diffusion_ospo"}
 

@@ -17,8 +17,9 @@ from trl.experimental.orpo.orpo_trainer import ORPOTrainer  # noqa: E402
 from trl.trainer.dpo_trainer import DPOTrainer  # noqa: E402
 from trl.trainer.grpo_trainer import GRPOTrainer  # noqa: E402
 from trl.trainer.kto_trainer import KTOTrainer  # noqa: E402
+from trl.trainer.rloo_trainer import RLOOTrainer  # noqa: E402
 
-from shared.losses import GroupTerms, PairTerms, UnpairedTerms, get_loss  # noqa: E402
+from shared.losses import GroupTerms, PairTerms, UnpairedTerms, get_loss, rloo_advantages, sequence_kl  # noqa: E402
 from tests.trl_standins import (  # noqa: E402
     FixedLogpsModel,
     cpo_stub,
@@ -26,6 +27,7 @@ from tests.trl_standins import (  # noqa: E402
     grpo_stub,
     kto_stub,
     orpo_stub,
+    rloo_stub,
 )
 
 ATOL = 1e-5
@@ -257,3 +259,81 @@ def test_group_advantages_std_convention_matches_trl_nanstd():
     expected = (grouped - torch.nanmean(grouped, 1, keepdim=True)) / (nanstd(grouped, dim=1).unsqueeze(1) + 1e-4)
     expected = torch.nan_to_num(expected.view(-1), nan=0.0)
     torch.testing.assert_close(group_advantages(rewards, 4), expected, atol=ATOL, rtol=0)
+
+
+NAN = float("nan")
+# (beta, normalize_advantages, reward_clip_range, epsilon_high, rewards): TRL's RLOO has one
+# importance-sampling level (the ratio of summed sequence log-probs), so no level axis here.
+RLOO_CASES = [
+    (0.0, False, None, 0.2, "plain"),
+    (0.05, False, None, 0.2, "plain"),  # RLOOConfig's default beta
+    (0.3, False, None, 0.28, "plain"),
+    (0.0, True, None, 0.2, "plain"),
+    (0.05, True, None, 0.2, "nan"),
+    (0.05, False, (-1.0, 1.0), 0.2, "nan"),
+    (0.0, False, None, 0.2, "nan"),
+]
+
+
+@pytest.mark.parametrize("beta,normalize,clip,eps_high,reward_kind", RLOO_CASES,
+                         ids=[f"beta{c[0]}-norm{int(c[1])}-clip{int(c[2] is not None)}-{c[4]}" for c in RLOO_CASES])
+def test_rloo_matches_trl(beta, normalize, clip, eps_high, reward_kind):
+    """TRL's RLOOTrainer end to end on fixed tensors: `_generate_and_score_completions` (rewards, KL
+    penalty in the reward, leave-one-out advantages, normalisation) against `rloo_advantages`, then
+    `_compute_loss` on those advantages against the registered `rloo` loss."""
+    gen = torch.Generator().manual_seed(31)
+    b, g, t = 12, 4, 10
+    lengths = [int(torch.randint(1, t + 1, (1,), generator=gen)) for _ in range(b)]
+    lengths[3] = t
+    mask = torch.zeros(b, t)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1  # TRL right-pads completions, so its mask is a prefix of ones
+    logps = -torch.rand(b, t, generator=gen) * 2
+    old = logps + 0.1 * torch.randn(b, t, generator=gen)  # off-policy, so some sequence ratios clip
+    ref = logps + 0.2 * torch.randn(b, t, generator=gen)
+    rewards = torch.randn(b, generator=gen) * 2
+    if reward_kind == "nan":
+        rewards[1] = NAN  # one unscorable completion in group 0
+        rewards[8:11] = NAN  # group 2 has a single scorable completion
+    stub = rloo_stub(num_generations=g, beta=beta, epsilon_low=0.2, epsilon_high=eps_high,
+                     normalize_advantages=normalize, reward_clip_range=clip, rewards=rewards,
+                     old_per_token_logps=old, ref_per_token_logps=ref, per_token_logps=logps,
+                     completion_lengths=lengths)
+    batch = RLOOTrainer._generate_and_score_completions(stub, [{"prompt": f"p{i // g}"} for i in range(b)])
+    torch.testing.assert_close(batch["completion_mask"].float(), mask)
+    kl = sequence_kl(old, ref, mask)
+    advantages = rloo_advantages(rewards, g, kl=kl, beta=beta, normalize=normalize, reward_clip=clip)
+    torch.testing.assert_close(advantages, batch["advantages"], atol=ATOL, rtol=0)
+    if beta:
+        assert (kl.sum() / mask.sum()).item() == pytest.approx(stub._metrics["train"]["kl"][0], abs=ATOL)
+
+    expected = RLOOTrainer._compute_loss(stub, stub.policy, batch)
+    terms = GroupTerms(logps=logps, advantages=advantages, mask=mask, old_logps=old, ref_logps=ref)
+    out = get_loss("rloo")(terms, epsilon_low=0.2, epsilon_high=eps_high)
+    torch.testing.assert_close(out.loss, expected, atol=ATOL, rtol=0)
+    for name in ("low_mean", "high_mean", "region_mean"):
+        assert out.metrics[f"clip_ratio/{name}"].item() == pytest.approx(
+            stub._metrics["train"][f"clip_ratio/{name}"][0], abs=ATOL)
+    if not normalize and reward_kind == "plain":
+        assert stub._metrics["train"]["clip_ratio/region_mean"][0] > 0  # the clip branch is exercised
+
+
+def test_rloo_loss_matches_trl_on_random_advantages():
+    """`_compute_loss` alone, on the same per-token log-probs, old log-probs, mask and advantages."""
+    gen = torch.Generator().manual_seed(32)
+    b, t = 8, 12
+    lengths = [int(torch.randint(1, t + 1, (1,), generator=gen)) for _ in range(b)]
+    lengths[0] = t
+    mask = torch.zeros(b, t)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    logps = -torch.rand(b, t, generator=gen) * 3
+    old = logps + 0.1 * torch.randn(b, t, generator=gen)
+    advantages = torch.randn(b, generator=gen)
+    stub = rloo_stub(num_generations=4, beta=0.0, per_token_logps=logps, completion_lengths=lengths)
+    inputs = {"prompt_ids": torch.zeros(b, 3, dtype=torch.long), "prompt_mask": torch.ones(b, 3, dtype=torch.long),
+              "completion_ids": torch.zeros(b, t, dtype=torch.long), "completion_mask": mask.long(),
+              "old_logps": (old * mask).sum(1), "advantages": advantages}
+    expected = RLOOTrainer._compute_loss(stub, stub.policy, inputs)
+    out = get_loss("rloo")(GroupTerms(logps=logps, advantages=advantages, mask=mask, old_logps=old))
+    torch.testing.assert_close(out.loss, expected, atol=ATOL, rtol=0)

@@ -101,6 +101,42 @@ def test_group_rl_step_matches_the_registered_loss():
     assert loss.item() == pytest.approx(0.0, abs=1e-5)
 
 
+def test_group_rl_rloo_uses_leave_one_out_advantages(monkeypatch):
+    """loss 'rloo' trains on rloo_advantages, with beta as a reward penalty (TRL's RLOO), never group_advantages."""
+    import shared.modules.group_rl as group_rl
+
+    calls, real = [], group_rl.rloo_advantages
+    monkeypatch.setattr(group_rl, "rloo_advantages", lambda r, g, **k: calls.append((r, g, k)) or real(r, g, **k))
+    monkeypatch.setattr(group_rl, "group_advantages", lambda *a, **k: pytest.fail("rloo used group_advantages"))
+    torch.manual_seed(0)
+    policy, tok = load_policy(ModelSpec(seed=17))
+    reference = build_reference("frozen_copy", policy)
+    with torch.no_grad():
+        for param in policy.parameters():
+            param.add_(0.05 * torch.randn_like(param))  # policy != reference, so the KL penalty is not 0
+    module = GroupRLModule(policy, tok, EvenCodepoints(), reference, loss="rloo", loss_kwargs={"beta": 0.1},
+                           group_size=4, max_new_tokens=6)
+    loss = module.training_step(["ab", "xyz"], 0)
+    ((rewards, group_size, kwargs),) = calls
+    assert group_size == 4 and kwargs["beta"] == 0.1 and kwargs["normalize"] is False
+    kl = kwargs["kl"]
+    assert kl.shape == (8,) and kl.abs().sum() > 0
+    shaped = (rewards - 0.1 * kl).view(2, 4)
+    expected = (shaped - (shaped.sum(1, keepdim=True) - shaped) / 3).view(-1)  # R_i - mean_{j != i} R_j
+    advantages = torch.tensor([s["advantage"] for s in module.last_samples])
+    torch.testing.assert_close(advantages, expected, atol=1e-5, rtol=0)
+    assert loss.item() == pytest.approx(-expected.mean().item(), abs=1e-5)  # on policy the ratio is 1
+
+    # As a recipe builds it (loss_kwargs {"beta": 0.0}, no reference): no KL, beta never reaches the loss.
+    calls.clear()
+    plain = GroupRLModule(policy, tok, EvenCodepoints(), None, loss="rloo", loss_kwargs={"beta": 0.0},
+                          group_size=2, max_new_tokens=4)
+    plain.training_step(["ab"], 0)
+    assert calls[0][2]["kl"] is None and calls[0][2]["beta"] == 0.0
+    with pytest.raises(ValueError, match="advantage_scale does not apply"):
+        GroupRLModule(policy, tok, EvenCodepoints(), None, loss="rloo", advantage_scale="none")
+
+
 class ContextLength(RewardFunction):
     """1 when the completion is exactly `context["length"]` characters long, else 0."""
 

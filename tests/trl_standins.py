@@ -122,3 +122,46 @@ def grpo_stub(loss_type: str, per_token_logps: torch.Tensor, *, beta: float, eps
     )
     stub._get_per_token_logps_and_entropies = lambda *a, **k: (per_token_logps, torch.zeros_like(per_token_logps), None)
     return stub
+
+
+def rloo_stub(*, num_generations: int, beta: float, epsilon_low: float = 0.2, epsilon_high: float = 0.2,
+              normalize_advantages: bool = False, reward_clip_range=None, rewards: torch.Tensor | None = None,
+              old_per_token_logps: torch.Tensor | None = None, ref_per_token_logps: torch.Tensor | None = None,
+              per_token_logps: torch.Tensor | None = None, completion_lengths: list[int] | None = None):
+    """Return a stand-in RLOOTrainer for `_generate_and_score_completions` and `_compute_loss`.
+
+    Generation yields completions of `completion_lengths` tokens (right-padded, so the completion
+    mask is a prefix of ones); the one reward function returns `rewards` (NaN = unscorable, as TRL
+    maps a reward function's None); the forward pass yields `old_per_token_logps` for `stub.model`
+    (the sampling policy), `ref_per_token_logps` for `stub.ref_model`, and `per_token_logps` for
+    `stub.policy`, the model passed to `_compute_loss`.
+    """
+    model = SimpleNamespace(training=True, is_gradient_checkpointing=False)
+    ref_model = SimpleNamespace(training=False, is_gradient_checkpointing=False)
+    policy = SimpleNamespace(training=True, is_gradient_checkpointing=False)
+    stub = _base(
+        model=model, ref_model=ref_model, policy=policy,
+        beta=beta, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
+        num_generations=num_generations, num_generations_eval=num_generations,
+        normalize_advantages=normalize_advantages, reward_clip_range=reward_clip_range,
+        reward_weights=torch.ones(1), reward_func_names=["reward"],
+        mask_truncated_completions=False, pad_to_multiple_of=None, log_multimodal=False,
+        _tokenizer=SimpleNamespace(pad_token_id=0),
+        _logs={"prompt": [], "completion": [], "advantages": [], "rewards": defaultdict(list),
+               "extra": defaultdict(list), "images": []},
+        _pending_extra_logs=defaultdict(list), _pending_metrics=defaultdict(list),
+        args=SimpleNamespace(per_device_train_batch_size=len(completion_lengths or []),
+                             per_device_eval_batch_size=len(completion_lengths or []),
+                             gradient_checkpointing_kwargs=None),
+    )
+    stub.accelerator.process_index = 0
+    by_model = {id(model): old_per_token_logps, id(ref_model): ref_per_token_logps, id(policy): per_token_logps}
+    stub._get_per_token_logps_and_entropies = lambda m, *a, **k: (
+        by_model[id(m)], torch.zeros_like(by_model[id(m)]), None)
+    stub._generate = lambda prompts: (
+        [[1, 2, 3] for _ in prompts],
+        [[5] * n for n in completion_lengths],
+        [f"completion {i}" for i in range(len(prompts))],
+    )
+    stub._calculate_rewards = lambda inputs, prompts, completions, ids: rewards.clone().unsqueeze(1)
+    return stub

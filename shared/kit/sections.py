@@ -108,8 +108,10 @@ class GroupRLArgs:
     """Online group RL (GRPO family): sample a group per prompt, reward it, train on group advantages.
 
     Attributes:
-        loss: a registered group loss (grpo, bnpo, dr_grpo, dapo).
-        beta: k3 KL coefficient to the starting model (0: no KL term, no reference kept).
+        loss: a registered group loss (grpo, bnpo, dr_grpo, dapo, rloo); rloo trains on leave-one-out
+            advantages (rloo_advantages), as TRL's RLOOTrainer.
+        beta: KL coefficient to the starting model (0: no KL, no reference kept): a k3 KL loss term for
+            the GRPO family; for rloo a reward penalty beta * sum_t (logp - logp_ref), as TRL's RLOO.
         steps: optimiser steps (one group generation each).
         prompts_per_step: prompts per step.
         group_size: completions per prompt.

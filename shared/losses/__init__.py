@@ -9,7 +9,7 @@ docs/losses.md for every formula, paper and TRL equivalent.
 
 from shared.losses import diffusion, group, listwise, pairwise, strength, unpaired  # noqa: F401  (registers)
 from shared.losses.diffusion import DenoisingErrors, DenoisingPairErrors
-from shared.losses.group import aggregate, group_advantages, informative_groups, k3_kl
+from shared.losses.group import aggregate, group_advantages, informative_groups, k3_kl, rloo_advantages, sequence_kl
 from shared.losses.registry import LossSpec, combine_losses, get_loss, list_losses, register_loss
 from shared.losses.types import (
     GroupTerms,
@@ -38,4 +38,6 @@ __all__ = [
     "k3_kl",
     "list_losses",
     "register_loss",
+    "rloo_advantages",
+    "sequence_kl",
 ]

@@ -1,4 +1,4 @@
-"""Group policy-gradient parts (GRPO family): advantages, the k3 KL estimate and clipped losses.
+"""Group policy-gradient parts (GRPO family, RLOO): advantages, KL estimates and clipped losses.
 
 Shapes: per-token tensors are (batch, time) with a completion mask; rewards are (batch,) laid out
 group after group (group_size consecutive samples share a prompt), as TRL lays them out.
@@ -49,6 +49,57 @@ def group_advantages(rewards: Tensor, group_size: int, *, scale: str = "group", 
     elif scale != "none":
         raise LossInputError(f"group_advantages: scale must be 'group', 'batch' or 'none', got '{scale}'")
     return torch.nan_to_num(advantages, nan=0.0)
+
+
+def rloo_advantages(rewards: Tensor, group_size: int, *, kl: Tensor | None = None, beta: float = 0.0,
+                    normalize: bool = False, reward_clip: tuple[float, float] | None = None,
+                    eps: float = 1e-4) -> Tensor:
+    """Return RLOO advantages A_i = R_i - (1 / (k - 1)) sum_{j != i} R_j for rewards laid out group by group.
+
+    RLOO (Ahmadian et al. 2024, "Back to Basics: Revisiting REINFORCE Style Optimization for
+    Learning from Human Feedback in LLMs", arXiv:2402.14740): each sample's baseline is the mean
+    reward of the other k - 1 samples of its prompt (the leave-one-out baseline). As TRL 1.16.0's
+    RLOOTrainer computes it (`_generate_and_score_completions`), in this order:
+
+    - `reward_clip` (min, max) clamps the rewards first (TRL's `reward_clip_range`);
+    - with `beta` != 0 the KL to the reference is a reward penalty, R_i <- R_i - beta kl_i, where
+      `kl` (batch,) is the first-order estimate summed over the completion,
+      kl_i = sum_t (logp_old - logp_ref) (`sequence_kl`), not a loss term as in GRPO;
+    - NaN rewards mark unscorable samples: they are left out of their siblings' baselines (k is
+      the group's count of scorable samples) and get advantage 0; so does the only scorable
+      sample of a group (its baseline is 0/0); a group of one (group_size 1) gets 0 throughout;
+    - `normalize` (TRL's `normalize_advantages`, default off) standardises over the whole batch,
+      (A - mean) / (Bessel std + eps), scorable samples only.
+    """
+    if rewards.dim() != 1 or group_size < 1 or rewards.numel() % group_size:
+        raise LossInputError(
+            f"rloo_advantages: rewards of shape {tuple(rewards.shape)} cannot be split into groups of {group_size}"
+        )
+    if reward_clip is not None:
+        rewards = rewards.clamp(min=reward_clip[0], max=reward_clip[1])
+    if beta != 0.0:
+        if kl is None:
+            raise LossInputError("rloo_advantages: beta != 0 needs the per-sequence 'kl' (see sequence_kl)")
+        if tuple(kl.shape) != tuple(rewards.shape):
+            raise LossInputError(f"rloo_advantages: 'kl' has shape {tuple(kl.shape)}, expected {tuple(rewards.shape)}")
+        rewards = rewards - beta * kl
+    if group_size == 1:
+        return torch.zeros_like(rewards)
+    grouped = rewards.view(-1, group_size)
+    scorable = (~torch.isnan(grouped)).sum(dim=1, keepdim=True)
+    baselines = (torch.nansum(grouped, dim=1, keepdim=True) - grouped) / (scorable - 1)
+    advantages = rewards - baselines.reshape(-1)
+    if normalize:
+        advantages = (advantages - torch.nanmean(advantages)) / (_nanstd(advantages) + eps)
+    return torch.nan_to_num(advantages, nan=0.0)
+
+
+def sequence_kl(old_logps: Tensor, ref_logps: Tensor, mask: Tensor) -> Tensor:
+    """Return the first-order KL estimate summed over each completion, sum_t (logp_old - logp_ref) (batch,).
+
+    RLOO's reward penalty (TRL's RLOOTrainer); unlike k3 it can be negative per token.
+    """
+    return ((old_logps - ref_logps) * mask.to(old_logps.dtype)).sum(-1)
 
 
 def informative_groups(rewards: Tensor, group_size: int) -> Tensor:
@@ -165,3 +216,30 @@ def dapo_loss(terms: GroupTerms, *, epsilon_low: float = 0.2, epsilon_high: floa
     """
     return clipped_policy_loss(terms, aggregation="global_token", epsilon_low=epsilon_low,
                                epsilon_high=epsilon_high, beta=beta, importance_sampling=importance_sampling)
+
+
+@register_loss("rloo", "group",
+               paper="Ahmadian et al. 2024, Back to Basics: Revisiting REINFORCE Style Optimization (RLOO, arXiv:2402.14740)",
+               trl="RLOOTrainer (advantages: rloo_advantages)")
+def rloo_loss(terms: GroupTerms, *, epsilon_low: float = 0.2, epsilon_high: float = 0.2) -> LossOutput:
+    """RLOO: loss = -(1/B) sum_i min(c_i A_i, clip(c_i, 1 - eps_low, 1 + eps_high) A_i), c_i = exp(logp_i - logp_old_i).
+
+    logp_i = sum_t logp_it over the completion (the ratio is per sequence, of summed log-probs,
+    unlike GSPO's token mean); A_i are per-sequence `rloo_advantages`. On policy (old = None) c = 1
+    and this is REINFORCE with the leave-one-out baseline. There is no KL term in the loss: as in
+    TRL's RLOOTrainer, the KL to the reference is a reward penalty inside `rloo_advantages`.
+    """
+    if terms.advantages.dim() != 1:
+        raise LossInputError("loss 'rloo' needs per-sequence advantages of shape (batch,), got "
+                             f"{tuple(terms.advantages.shape)}")
+    mask = terms.mask.to(terms.logps.dtype)
+    old = terms.logps.detach() if terms.old_logps is None else terms.old_logps
+    log_ratio = (terms.logps * mask).sum(-1) - (old * mask).sum(-1)
+    ratio = torch.exp(log_ratio)
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
+    losses = -torch.min(ratio * terms.advantages, clipped * terms.advantages)
+    low = (ratio < 1 - epsilon_low) & (terms.advantages < 0)
+    high = (ratio > 1 + epsilon_high) & (terms.advantages > 0)
+    metrics = {"clip_ratio/low_mean": low.float().mean().detach(), "clip_ratio/high_mean": high.float().mean().detach(),
+               "clip_ratio/region_mean": (low | high).float().mean().detach()}
+    return LossOutput(losses.mean(), losses.detach(), metrics=metrics)

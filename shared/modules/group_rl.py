@@ -1,4 +1,4 @@
-"""Online group RL (GRPO family) as a LightningModule: sample a group per prompt, score, advantages, clipped loss."""
+"""Online group RL (GRPO family, RLOO) as a LightningModule: sample a group per prompt, score, advantages, clipped loss."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from shared.logprobs import collate_packed, token_logps
-from shared.losses import GroupTerms, get_loss, group_advantages
+from shared.losses import GroupTerms, get_loss, group_advantages, rloo_advantages, sequence_kl
 from shared.modules.base import StepModule
 from shared.modules.data import encode_prompt
 from shared.rewards import Reward
@@ -23,6 +23,10 @@ class GroupRLModule(StepModule):
     group advantages, and minimise a registered group loss (grpo, bnpo, dr_grpo, dapo) with an
     optional k3 KL to the reference (loss_kwargs beta > 0 needs a reference). One policy update
     per generation, so the sampling policy is the current one (old_logps = logps.detach()).
+    With loss "rloo" the advantages are `rloo_advantages` (leave-one-out baseline) instead, and,
+    as in TRL's RLOOTrainer, loss_kwargs' beta is not a loss term but a reward penalty
+    R - beta * sum_t (logp_old - logp_ref) taken before the baseline; loss_kwargs'
+    normalize_advantages (default False) standardises the advantages over the batch.
     A batch item is a prompt (text or chat messages) or a dict {"prompt": ..., "context": {...}}
     whose context reaches the reward with each of the prompt's completions (e.g. a task id).
     The last step's samples and rewards are kept in `last_samples` for logging or writing.
@@ -40,6 +44,12 @@ class GroupRLModule(StepModule):
         self.loss_kwargs = dict(loss_kwargs or {})
         if self.loss_kwargs.get("beta", 0.0) and reference is None:
             raise ValueError("GroupRLModule: a KL penalty (beta > 0) needs a reference")
+        # RLOO's beta and normalize_advantages shape the advantages (rloo_advantages), not the loss.
+        self.rloo = self.loss_spec.name == "rloo"
+        self.kl_beta = self.loss_kwargs.pop("beta", 0.0) if self.rloo else 0.0
+        self.normalize_advantages = self.loss_kwargs.pop("normalize_advantages", False) if self.rloo else False
+        if self.rloo and advantage_scale != "group":
+            raise ValueError("GroupRLModule: loss 'rloo' uses leave-one-out advantages; advantage_scale does not apply")
         self.group_size, self.max_new_tokens = group_size, max_new_tokens
         self.temperature, self.top_p, self.advantage_scale = temperature, top_p, advantage_scale
         self.reward_aspect, self.lr, self.weight_decay = reward_aspect, lr, weight_decay
@@ -77,16 +87,24 @@ class GroupRLModule(StepModule):
         repeated = [p for p in prompts for _ in range(self.group_size)]
         scores = self.reward(repeated, texts, [c for c in contexts for _ in range(self.group_size)])
         rewards = torch.tensor([s[self.reward_aspect] for s in scores], dtype=torch.float32, device=self.device)
-        advantages = group_advantages(rewards, self.group_size, scale=self.advantage_scale)
         batch = {k: v.to(self.device) for k, v in collate_packed(list(zip(prompt_ids, completions)), pad_id=self.tokenizer.pad_token_id).items()}
         logps, mask = token_logps(self.policy, batch)
         ref = self.reference.token_logps(self.policy, batch) if self.reference is not None else None
+        extra = {}
+        if self.rloo:
+            kl = sequence_kl(logps.detach(), ref, mask) if self.kl_beta else None
+            advantages = rloo_advantages(rewards, self.group_size, kl=kl, beta=self.kl_beta,
+                                         normalize=self.normalize_advantages)
+            if kl is not None:
+                extra["kl"] = kl.sum() / mask.sum().clamp(min=1)  # TRL's logged kl: per-token mean
+        else:
+            advantages = group_advantages(rewards, self.group_size, scale=self.advantage_scale)
         terms = GroupTerms(logps=logps, advantages=advantages, mask=mask, ref_logps=ref)
         out = self.loss_spec(terms, **self.loss_kwargs)
         self.last_samples = [{"prompt": p, "completion": t, "reward": r.item(), "advantage": a.item()}
                              for p, t, r, a in zip(repeated, texts, rewards, advantages)]
         metrics = {"loss": out.loss.detach(), "reward/mean": rewards.mean(), "reward/std": rewards.std(),
                    "completions/mean_length": mask.sum(1).float().mean(),
-                   "valid_fraction": torch.tensor([s.get("valid", 1.0) for s in scores]).mean(), **out.metrics}
+                   "valid_fraction": torch.tensor([s.get("valid", 1.0) for s in scores]).mean(), **extra, **out.metrics}
         self.log_metrics(metrics, stage, batch_size=len(prompts))
         return out.loss
