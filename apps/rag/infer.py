@@ -28,6 +28,7 @@ from apps.rag.prompts import rag_prompt
 from shared.models import load_policy, resolve_model
 from shared.serving import HFTextGenerator
 from shared.serving.cli import infer_parser, serve, serve_kwargs
+from shared.serving.textmodel import Sampling
 
 PROG = "python -m apps.rag.infer"
 
@@ -71,7 +72,10 @@ class RagGenerator:
     def generate(self, prompts: list[str], **params: Any) -> list[dict]:
         asked = [parse_prompt(p) for p in prompts]
         doc_lists = [self._docs(q, d) for q, d in asked]
-        texts = self.text_model.generate([rag_prompt(q, d) for (q, _), d in zip(asked, doc_lists)], **params)
+        sampling = Sampling(max_tokens=params.get("max_new_tokens"), temperature=params.get("temperature"),
+                            top_p=params.get("top_p"), seed=params.get("seed"))
+        rows = [rag_prompt(q, d) for (q, _), d in zip(asked, doc_lists)]  # system + user messages
+        texts = [c.text for c in self.text_model.complete(rows, sampling)]
         out = []
         for text, docs in zip(texts, doc_lists):
             out.append({"answer": first_line(text),

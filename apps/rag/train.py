@@ -1,7 +1,7 @@
 """Train a RAG answer generator with PA-RAG: SFT, then DPO for informativeness, robustness and citation quality.
 
     python -m apps.rag.train                                      # the embedded default (configs/rag/pa_rag.yaml)
-    python -m apps.rag.train --config configs/rag/tiny.yaml       # a minute-scale smoke run
+    python -m apps.rag.train --config configs/rag/tiny.yaml       # a few-minute smoke run
     python -m apps.rag.train stages=[citation] sft.init_from=runs/rag/pa_rag/sft/model run_dir=runs/rag/only_citation
     python -m apps.rag.train --help                               # every option with its default
 
@@ -15,6 +15,7 @@ final_model.json; `python -m apps.rag.eval --run RUN` and `python -m apps.rag.in
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from apps.rag.entailment import make_entailment
 from apps.rag.eval import answer_examples, score_answers, summary
 from apps.rag.pairs import STAGES, build_pairs, score_candidates, stage_prompts, to_candidates
 from apps.rag.prompts import rag_prompt
+from shared.atomic import write_json
 from shared.generation import sample_texts
 from shared.kit import finish_run, policy_at, preference_round_fit, run_sft, start_run
 from shared.loop import RecipeFunctions, run_loop
@@ -90,8 +92,19 @@ def run_stage(cfg: RagConfig, stage: str, index: int, train: list[Question], hel
                       schedule={"temperature": [s.temperature]}, seed=cfg.seed + index, initial_checkpoint=start,
                       config={"stage": {k: v for k, v in asdict(args).items() if k != "rounds"},
                               "sample": {k: v for k, v in asdict(s).items() if k != "temperatures"},
-                              "data": asdict(cfg.data), "questions": [q.qid for q in questions]})
+                              "data": {k: v for k, v in asdict(cfg.data).items() if k in ("train", "seed", "heldout_share")},
+                              "questions": [q.qid for q in questions]})
     return result.checkpoint, result.metrics[-1]
+
+
+def sft_metrics(cfg: RagConfig, start: Path, heldout: list[Example], entails) -> dict[str, float]:
+    """The SFT model's held-out check, computed once and kept beside this run's SFT model."""
+    path = cfg.run_dir / "sft" / "heldout.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    metrics = quick_eval(cfg, start, heldout, entails, cfg.seed)
+    write_json(path, metrics)
+    return metrics
 
 
 def load_data(cfg: RagConfig):
@@ -114,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg, (train, heldout, entails) = start_run(RagConfig, argv, doc=__doc__, prog=PROG, prepare=load_data)
     start = run_sft(cfg.run_dir, cfg.model, cfg.sft, cfg.trainer, cfg.seed,
                     lambda: sft_examples(train, cfg.sft.settings, cfg.data.seed), f"from {len(train)} questions")
-    metrics = {"sft": quick_eval(cfg, start, heldout, entails, cfg.seed)}
+    metrics = {"sft": sft_metrics(cfg, start, heldout, entails)}
     _print("sft", metrics["sft"])
     model = start
     for index, stage in enumerate(cfg.stages):
