@@ -341,3 +341,23 @@ def test_cli_serves_a_saved_model_folder_over_http(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "shared.serving", "--model", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "not a folder" in bad.stderr
+
+
+class CheckedGenerator(EchoGenerator):
+    """An echo generator whose prompts must not contain '{' (stands in for a structured-prompt app)."""
+
+    def check_prompt(self, prompt):
+        if "{" in prompt:
+            raise ValueError("prompt field 'question' must be a string")
+
+
+def test_a_prompt_the_generator_refuses_is_422_and_never_reaches_a_batch():
+    generator = CheckedGenerator()
+    with running_server(create_app(generator, max_batch_size=8, max_wait_ms=50)) as url:
+        status, body = call(url, "/generate", {"prompts": ["ok", "{bad"]})
+        assert_one_line_error(status, body, 422, "prompts[1]: prompt field 'question' must be a string")
+        assert generator.calls == []  # refused before batching
+        # concurrent good and bad requests: the good one is answered, the bad one refused on its own
+        good, bad = concurrently(lambda p: call(url, "/generate", {"prompt": p}), [("fine",), ("{x",)])
+        assert good == (200, good[1]) and good[1]["outputs"] == ["enif"]
+        assert bad[0] == 422

@@ -62,6 +62,10 @@ class RagGenerator:
         self.accepted_params = self.text_model.accepted_params
         self.retriever, self.k, self.name = retriever, k, "rag"
 
+    def check_prompt(self, prompt: str) -> None:
+        """Raise ValueError naming the bad field of a malformed prompt (the server answers 422 before batching)."""
+        parse_prompt(prompt)
+
     def _docs(self, question: str, docs: list[Doc] | None) -> list[Doc]:
         if docs is not None:
             return docs

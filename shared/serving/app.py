@@ -50,6 +50,7 @@ def create_app(
         max_body_bytes=max_body_bytes,
     )
     specs = accepted_params(generator)
+    check_prompt = getattr(generator, "check_prompt", None)
     model_name = name or generator_name(generator)
     worker = Worker()
     batcher = Batcher(lambda prompts, params: generator.generate(prompts, **params), max_batch_size, max_wait_ms,
@@ -87,6 +88,12 @@ def create_app(
         start = time.perf_counter()
         check_content_type(request)
         prompts, params = parse_body(await read_body(request, limits.max_body_bytes), specs, limits)
+        if check_prompt is not None:  # before batching: a bad prompt fails its own request, not a shared batch
+            for i, prompt in enumerate(prompts):
+                try:
+                    check_prompt(prompt)
+                except ValueError as exc:
+                    return error_response(422, f"prompts[{i}]: {exc}")
         try:
             # a seeded request gets calls of its own, so its outputs do not depend on other traffic
             outputs = await batcher.submit(prompts, params, alone="seed" in params)

@@ -36,6 +36,9 @@ class Generator(Protocol):
     An output is text, or a dict such as {"cif": ...} or {"image_png_base64": ...}. A generator may
     set `accepted_params` (name -> Param) to declare its request parameters; the default is
     TEXT_PARAMS. Parameters the request leaves out are not passed, so `generate` owns the defaults.
+    A generator whose prompts have a structure (JSON, a stub) may define `check_prompt(prompt)`,
+    raising ValueError with a one-line reason: the server calls it on each prompt before batching
+    and answers 422 `prompts[i]: reason`, so a malformed prompt never fails other requests' batch.
     """
 
     def generate(self, prompts: list[str], **params: Any) -> list[Any]: ...

@@ -342,3 +342,16 @@ def test_dense_retriever_ranks_by_mean_pooled_cosine(tmp_path):
     # an exact copy of a document's text embeds identically, so it ranks first
     assert retriever.search("Vorla Works. Vorla Works founded", 1)[0].title == "Vorla Works"
     assert sorted(d.title for d in top) == sorted(d.title for d in docs)
+
+
+def test_request_prompts_parse_or_fail_naming_the_field():
+    from apps.rag.infer import parse_prompt
+
+    assert parse_prompt("Who founded Vorla Works?") == ("Who founded Vorla Works?", None)
+    q, docs = parse_prompt(json.dumps({"question": "q", "docs": [{"title": "t", "text": "x"}]}))
+    assert q == "q" and docs == [Doc("t", "x")]
+    assert parse_prompt(json.dumps({"question": "q"})) == ("q", None)
+    for bad, fragment in (("{oops", "not valid JSON"), (json.dumps({"question": 3}), "'question'"),
+                          (json.dumps({"question": "q", "docs": [{"title": 1, "text": "x"}]}), "'docs'")):
+        with pytest.raises(ValueError, match=fragment):
+            parse_prompt(bad)
