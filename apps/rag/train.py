@@ -28,8 +28,8 @@ from apps.rag.pairs import STAGES, build_pairs, score_candidates, stage_prompts,
 from apps.rag.prompts import rag_prompt
 from shared.atomic import write_json
 from shared.generation import sample_texts
-from shared.kit import finish_run, policy_at, preference_round_fit, run_sft, start_run
-from shared.loop import RecipeFunctions, run_loop
+from shared.kit import fail, finish_run, policy_at, preference_round_fit, run_sft, start_run
+from shared.loop import LoopError, RecipeFunctions, run_loop
 
 PROG = "python -m apps.rag.train"
 
@@ -80,7 +80,7 @@ def run_stage(cfg: RagConfig, stage: str, index: int, train: list[Question], hel
         pairs = build_pairs(stage, scored, full, entails, round.seed)
         print(f"{stage}: {len(pairs)} pairs from {len(questions)} questions", flush=True)
         if not pairs:
-            raise ValueError(f"{stage}: no pair could be built (every sample scored alike); sample more questions "
+            raise LoopError(f"{stage}: no pair could be built (every sample scored alike); sample more questions "
                              f"({stage}.questions) or answers (sample.n)")
         return pairs
 
@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
     _print("sft", metrics["sft"])
     model = start
     for index, stage in enumerate(cfg.stages):
-        model, metrics[stage] = run_stage(cfg, stage, index, train, heldout, entails, model)
+        try:
+            model, metrics[stage] = run_stage(cfg, stage, index, train, heldout, entails, model)
+        except LoopError as exc:  # a changed config for a started stage, or a stage with nothing to train on
+            fail(PROG, exc)
         _print(stage, metrics[stage])
     return finish_run(cfg.run_dir, model, {"stages": cfg.stages, "final_model": str(model), "heldout": metrics})
 

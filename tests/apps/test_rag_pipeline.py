@@ -96,3 +96,11 @@ def test_bad_key_bad_stage_and_malformed_document_file_are_one_line_errors(tmp_p
     assert bad_file.returncode == 2 and "Traceback" not in bad_file.stderr
     assert f"{data}:2: field 'docs[0].text'" in bad_file.stderr and len(bad_file.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c" / "sft").exists()
+
+
+def test_a_changed_config_for_a_started_stage_is_a_one_line_error(tiny_run, tmp_path):
+    run, _, _ = tiny_run
+    changed = _cli("--config", "configs/rag/tiny.yaml", f"run_dir={run}", "informativeness.lr=0.001")
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    last = changed.stderr.strip().splitlines()[-1]
+    assert last.startswith("python -m apps.rag.train: error:") and "informativeness" in last and "changed" in last
