@@ -139,3 +139,15 @@ def test_start_run_saves_the_config_and_turns_data_errors_into_one_line(tmp_path
         start_run(ToyConfig, [f"run_dir={tmp_path / 'bad'}"], doc=None, prog="toy", prepare=broken)
     assert exit_info.value.code == 2 and not (tmp_path / "bad").exists()
     assert capsys.readouterr().err == "toy: error: tasks.jsonl:3: field 'prompt' must be a string\n"
+
+
+def test_loop_errors_end_in_one_line_and_let_other_errors_through(capsys):
+    from shared.kit import loop_errors
+    from shared.loop import LoopError
+
+    with pytest.raises(SystemExit) as info, loop_errors("prog"):
+        raise LoopError("/run/round_000: 'config.lr' changed\nsince this run folder was started")
+    assert info.value.code == 2
+    assert capsys.readouterr().err == "prog: error: /run/round_000: 'config.lr' changed since this run folder was started\n"
+    with pytest.raises(RuntimeError), loop_errors("prog"):
+        raise RuntimeError("a bug keeps its traceback")

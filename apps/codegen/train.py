@@ -27,7 +27,7 @@ from apps.codegen.reasoning import format_completion, reasoning_pairs
 from apps.codegen.reasoning_rm import ReasoningScorer, pair_accuracy, train_reward_model
 from apps.codegen.reward import CodeReward
 from shared.atomic import write_json
-from shared.kit import finish_run, policy_at, preference_round_fit, run_group_rl, run_sft, start_run
+from shared.kit import finish_run, loop_errors, policy_at, preference_round_fit, run_group_rl, run_sft, start_run
 from shared.loop import RecipeFunctions, run_loop
 from shared.models import ModelSpec, is_complete, saved_spec
 from shared.records import Candidate, read_jsonl, write_jsonl
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
                     f"from {len(train)} tasks")
     mode = "reasoning" if cfg.recipe == "grpo" else "code"
     if cfg.recipe == "dstc":  # the loop's last evaluate step already scored the final model
-        final, metrics = run_dstc(cfg, train, heldout, start)
+        with loop_errors(PROG):
+            final, metrics = run_dstc(cfg, train, heldout, start)
     else:
         final = start if cfg.recipe == "sft" else run_grpo(cfg, train, heldout, start)
         metrics = quick_eval(cfg, *policy_at(cfg.model, final, cfg.seed, lora=False), heldout, mode)

@@ -28,7 +28,7 @@ from apps.crystal.prompts import prompt
 from apps.crystal.reward import score_candidates
 from apps.crystal.sampling import frequent_spacegroups, generate, requests
 from shared.atomic import write_json, write_text
-from shared.kit import finish_run, policy_at, preference_round_fit, run_sft, start_run
+from shared.kit import finish_run, loop_errors, policy_at, preference_round_fit, run_sft, start_run
 from shared.loop import RecipeFunctions, run_loop
 from shared.pairs import plaid_pairs, plaid_spacegroup_pairs
 
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     final, stopped = start, None
     if cfg.recipe == "plaid":
         try:
-            result = run_plaid(cfg, train, start, evaluator)
+            with loop_errors(PROG):
+                result = run_plaid(cfg, train, start, evaluator)
             rounds.update({str(i + 1): m for i, m in enumerate(result.metrics)})
             final = result.checkpoint
         except NoPairs as exc:  # keep what was measured (round 0, this round's samples and scores)

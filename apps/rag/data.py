@@ -282,21 +282,23 @@ def _answers(obj: dict) -> list[list[str]]:
     return [_strings(answers, "answers")]
 
 
+def parse_doc(d: Any, name: str = "doc") -> Doc:
+    """A {title, text} object as a Doc (a non-zero `answers_found` marks it golden); RecordError naming the field."""
+    if not isinstance(d, dict):
+        raise RecordError(f"field '{name}' must be an object")
+    for key in ("title", "text"):
+        if not isinstance(d.get(key), str):
+            raise RecordError(f"field '{name}.{key}' must be a string")
+    found = d.get("answers_found")
+    golden = bool(found) and any(bool(x) for x in (found if isinstance(found, list) else [found]))
+    return Doc(d["title"], d["text"], "golden" if golden else "given", None, golden)
+
+
 def _docs(obj: dict) -> list[Doc]:
     docs = obj.get("docs")
     if not isinstance(docs, list) or not docs:
         raise RecordError("field 'docs' must be a non-empty list of {title, text} objects")
-    out = []
-    for i, d in enumerate(docs):
-        if not isinstance(d, dict):
-            raise RecordError(f"field 'docs[{i}]' must be an object")
-        for key in ("title", "text"):
-            if not isinstance(d.get(key), str):
-                raise RecordError(f"field 'docs[{i}].{key}' must be a string")
-        found = d.get("answers_found")
-        golden = bool(found) and any(bool(x) for x in (found if isinstance(found, list) else [found]))
-        out.append(Doc(d["title"], d["text"], "golden" if golden else "given", None, golden))
-    return out
+    return [parse_doc(d, f"docs[{i}]") for i, d in enumerate(docs)]
 
 
 def _file_question(obj: dict, lineno: int) -> Question:
@@ -310,14 +312,16 @@ def _file_question(obj: dict, lineno: int) -> Question:
     return Question(str(qid), question, _answers(obj), "file", pools={"given": _docs(obj)}, target=target)
 
 
-def load_file(path: str) -> list[Question]:
-    """Read an ALCE-style JSONL file; raise RecordError `path:line: field ...` on the first malformed line."""
+def _objects(path: str):
+    """Yield (line number, JSON object) of a JSONL file's non-blank lines; RecordError `path:line: ...`.
+
+    A RecordError raised by the caller's handling of an object is re-raised with `path:line:` in front.
+    """
     import json
     from pathlib import Path
 
     from shared.textfile import iter_lines
 
-    out = []
     for lineno, line in iter_lines(Path(path), error=RecordError):
         if not line.strip():
             continue
@@ -325,15 +329,31 @@ def load_file(path: str) -> list[Question]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise RecordError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def _read(path: str, parse, what: str) -> list:
+    out = []
+    for lineno, obj in _objects(path):
         try:
-            if not isinstance(obj, dict):
-                raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
-            out.append(_file_question(obj, lineno))
+            out.append(parse(obj, lineno))
         except RecordError as exc:
             raise RecordError(f"{path}:{lineno}: {exc}") from None
     if not out:
-        raise RecordError(f"{path}: no questions")
+        raise RecordError(f"{path}: no {what}")
     return out
+
+
+def load_file(path: str) -> list[Question]:
+    """Read an ALCE-style JSONL file; raise RecordError `path:line: field ...` on the first malformed line."""
+    return _read(path, _file_question, "questions")
+
+
+def load_docs(path: str) -> list[Doc]:
+    """Read a JSONL file of {title, text} documents; RecordError `path:line: field ...` on a malformed line."""
+    return _read(path, lambda obj, _: parse_doc(obj), "documents")
 
 
 def load_questions(source: str, *, seed: int = 0, heldout_share: float = 0.25, limit: int = 0) -> list[Question]:

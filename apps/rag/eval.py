@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = eval_parser(PROG, __doc__, run=False)
     parser.add_argument("--run", type=Path, help="a training run folder: its base, SFT and stage models, data and judge")
-    parser.add_argument("--questions", type=int, help="held-out questions (default: all)")
+    parser.add_argument("--questions", type=int, help="held-out questions (default: data.max_heldout, 0: all)")
     parser.add_argument("--settings", nargs="+", help="document settings (default: the run's data.settings)")
     parser.add_argument("--judge", help="kb, or an NLI classifier path (default: the run's eval.judge)")
     args = parser.parse_args(argv)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError("nothing to evaluate: give --run or --model NAME=SOURCE")
         settings = args.settings or cfg.data.settings
         questions = load_questions(cfg.data.heldout, seed=cfg.data.seed, heldout_share=cfg.data.heldout_share,
-                                   limit=args.questions or 0)
+                                   limit=args.questions or cfg.data.max_heldout)
         kb = embedded_world(cfg.data.seed, cfg.data.heldout_share)[0] if cfg.data.heldout.startswith("embedded") else None
         retriever = None
         if "retrieved" in settings and kb is not None:

@@ -22,7 +22,7 @@ import json
 import sys
 from typing import Any
 
-from apps.rag.data import Doc
+from apps.rag.data import Doc, load_docs, parse_doc
 from apps.rag.metrics import citations, first_line, remove_citations, sentences
 from apps.rag.prompts import rag_prompt
 from shared.models import load_policy, resolve_model
@@ -48,10 +48,9 @@ def parse_prompt(prompt: str) -> tuple[str, list[Doc] | None]:
     docs = obj.get("docs")
     if docs is None:
         return question, None
-    if not isinstance(docs, list) or not all(isinstance(d, dict) and isinstance(d.get("title"), str)
-                                             and isinstance(d.get("text"), str) for d in docs):
+    if not isinstance(docs, list):
         raise ValueError("prompt field 'docs' must be a list of {title, text} objects")
-    return question, [Doc(d["title"], d["text"]) for d in docs]
+    return question, [parse_doc(d, f"docs[{i}]") for i, d in enumerate(docs)]
 
 
 class RagGenerator:
@@ -110,13 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         spec, _ = resolve_model(args.model)
         if not serving and args.docs:
-            from shared.records import iter_jsonl
-
-            docs = []
-            for i, d in enumerate(iter_jsonl(args.docs), 1):
-                if not isinstance(d.get("title"), str) or not isinstance(d.get("text"), str):
-                    raise ValueError(f"{args.docs}: document {i}: fields 'title' and 'text' must be strings")
-                docs.append(Doc(d["title"], d["text"]))
+            docs = load_docs(args.docs)
     except ValueError as exc:
         parser.error(str(exc))
     model, tok = load_policy(spec)

@@ -34,6 +34,7 @@ import punkt
 from apps.rag.data import Doc
 
 _CITATION = re.compile(r"\[\d+")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
 MAX_CITATIONS = 3
 
 
@@ -47,21 +48,24 @@ def first_line(output: str) -> str:
 
 def normalize_answer(s: str) -> str:
     """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = s.lower().translate(_PUNCTUATION)
     s = re.sub(r"\b(a|an|the)\b", " ", s)
     return " ".join(s.split())
 
 
+def _present(aliases: list[str], normalized_text: str) -> bool:
+    return any((a := normalize_answer(alias)) and a in normalized_text for alias in aliases)
+
+
 def exact_presence(aliases: list[str], text: str) -> bool:
-    norm = normalize_answer(text)
-    return any(normalize_answer(a) in norm for a in aliases if normalize_answer(a))
+    """ALCE's exact_presence: some alias, normalised, is a substring of the normalised text."""
+    return _present(aliases, normalize_answer(text))
 
 
 def str_em(answer: str, groups: list[list[str]]) -> float:
     """The share of short-answer groups found in the answer's first line."""
-    line = first_line(answer)
-    return sum(exact_presence(g, line) for g in groups) / len(groups) if groups else 0.0
+    line = normalize_answer(first_line(answer))
+    return sum(_present(g, line) for g in groups) / len(groups) if groups else 0.0
 
 
 def sentences(answer: str) -> list[str]:

@@ -28,7 +28,7 @@ from apps.rag.pairs import STAGES, build_pairs, score_candidates, stage_prompts,
 from apps.rag.prompts import rag_prompt
 from shared.atomic import write_json
 from shared.generation import sample_texts
-from shared.kit import fail, finish_run, policy_at, preference_round_fit, run_sft, start_run
+from shared.kit import finish_run, loop_errors, policy_at, preference_round_fit, run_sft, start_run
 from shared.loop import LoopError, RecipeFunctions, run_loop
 
 PROG = "python -m apps.rag.train"
@@ -131,10 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     _print("sft", metrics["sft"])
     model = start
     for index, stage in enumerate(cfg.stages):
-        try:
+        with loop_errors(PROG):  # a changed config for a started stage, or a stage with nothing to train on
             model, metrics[stage] = run_stage(cfg, stage, index, train, heldout, entails, model)
-        except LoopError as exc:  # a changed config for a started stage, or a stage with nothing to train on
-            fail(PROG, exc)
         _print(stage, metrics[stage])
     return finish_run(cfg.run_dir, model, {"stages": cfg.stages, "final_model": str(model), "heldout": metrics})
 

@@ -4,7 +4,7 @@ Evaluation over models x seeds and the results table live in shared.evaluation; 
 shared.serving; the iterative rounds in shared.loop. docs/architecture.md walks through an app.
 """
 
-from shared.kit.cli import eval_parser, fail, finish_run, named, record_final_model, start_run
+from shared.kit.cli import eval_parser, fail, finish_run, loop_errors, named, record_final_model, start_run
 from shared.kit.sections import (
     ALL_LINEAR,
     AppConfig,
@@ -48,6 +48,7 @@ __all__ = [
     "cpu_trainer",
     "eval_parser",
     "fail",
+    "loop_errors",
     "finish_run",
     "fit_preference",
     "limit_pairs",

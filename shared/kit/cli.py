@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from shared.atomic import write_json
 from shared.config import ConfigError, parse_or_exit, save_resolved
 from shared.kit.stages import set_threads
+from shared.loop import LoopError
 from shared.training import quiet_lightning
 
 C = TypeVar("C")
@@ -26,6 +28,16 @@ def fail(prog: str, message: object) -> NoReturn:
     """Print `prog: error: message` (one line) on stderr and exit 2, as argparse does."""
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
     raise SystemExit(2)
+
+
+@contextmanager
+def loop_errors(prog: str) -> Iterator[None]:
+    """End the program in one line (exit 2) on a LoopError: a started run folder whose config changed, a round
+    with nothing to train on, a malformed artefact. Wrap the rounds of a recipe's main in it."""
+    try:
+        yield
+    except LoopError as exc:
+        fail(prog, exc)
 
 
 def start_run(config_cls: type[C], argv: list[str] | None, *, doc: str | None, prog: str,

@@ -199,7 +199,6 @@ def test_written_answer_cites_the_document_stating_each_fact():
                                                       ("Vorla Works", "products", "pumps")], [["turbines"], ["pumps"]])
     written = write_answer(multi)
     assert written == "Vorla Works makes turbines [3] and pumps [1]."
-    assert answer_row(written, multi.answers, multi.docs, JUDGE) | {} == {**answer_row(written, multi.answers, multi.docs, JUDGE)}
     assert answer_row(written, multi.answers, multi.docs, JUDGE)["citation_recall"] == 1.0
     assert write_answer(_example([D_OTHER], ex.facts, ex.answers)) is None
 
@@ -223,7 +222,9 @@ def test_citation_correction_degradation_and_renumbering():
 
 def test_stage_pairs_prefer_the_better_answer():
     _, train, _ = embedded_world()
-    q = next(q for q in train if q.kind == "two_hop")
+    # a two-hop question whose subset keeps one of its two golden documents (the seeded draw decides which)
+    q = next(q for q in train if q.kind == "two_hop"
+             and any(d.golden for d in stage_prompts("informativeness", [q], seed=0)[1]["example"].docs))
     prompts = stage_prompts("informativeness", [q], seed=0)
     assert [p["variant"] for p in prompts] == ["full", "subset"]
     full, sub = prompts[0]["pair_example"], prompts[1]["example"]
@@ -235,9 +236,9 @@ def test_stage_pairs_prefer_the_better_answer():
     assert len(pairs) == 1 and pairs[0].chosen == good and pairs[0].rejected == bad
     # the subset's answer is renumbered into the full prompt's numbering
     sub_answer = write_answer(sub)
-    if sub_answer:
-        moved = to_candidates(prompts, [[bad], [sub_answer]])[1].metadata["as_pair_answer"]
-        assert answer_row(moved, full.answers, full.docs, KBEntailment(embedded_world()[0]))["citation_recall"] == 1.0
+    assert sub_answer is not None
+    moved = to_candidates(prompts, [[bad], [sub_answer]])[1].metadata["as_pair_answer"]
+    assert answer_row(moved, full.answers, full.docs, KBEntailment(embedded_world()[0]))["citation_recall"] == 1.0
 
 
 def test_citation_stage_pairs_differ_only_in_citations():
@@ -338,10 +339,19 @@ def test_dense_retriever_ranks_by_mean_pooled_cosine(tmp_path):
     docs = [Doc("Kessim Mills", "Kessim Mills founded"), Doc("Vorla Works", "Vorla Works founded"), Doc("Drozen", "Drozen")]
     retriever = make_retriever(str(tmp_path / "enc"), docs)
     assert isinstance(retriever, DenseRetriever)
-    top = retriever.search("Vorla Works", 3)
     # an exact copy of a document's text embeds identically, so it ranks first
     assert retriever.search("Vorla Works. Vorla Works founded", 1)[0].title == "Vorla Works"
-    assert sorted(d.title for d in top) == sorted(d.title for d in docs)
+    assert retriever.search("Kessim Mills. Kessim Mills founded", 1)[0].title == "Kessim Mills"
+
+
+def test_document_files_load_or_fail_naming_line_and_field(tmp_path):
+    from apps.rag.data import load_docs
+
+    good = json.dumps({"title": "t", "text": "x"})
+    assert load_docs(_write(tmp_path / "docs.jsonl", [good, "", good])) == [Doc("t", "x"), Doc("t", "x")]
+    path = _write(tmp_path / "bad.jsonl", [good, "", json.dumps({"title": "t", "text": 5})])
+    with pytest.raises(RecordError, match=r"bad.jsonl:3: field 'doc.text' must be a string$"):
+        load_docs(path)
 
 
 def test_request_prompts_parse_or_fail_naming_the_field():
@@ -352,6 +362,7 @@ def test_request_prompts_parse_or_fail_naming_the_field():
     assert q == "q" and docs == [Doc("t", "x")]
     assert parse_prompt(json.dumps({"question": "q"})) == ("q", None)
     for bad, fragment in (("{oops", "not valid JSON"), (json.dumps({"question": 3}), "'question'"),
-                          (json.dumps({"question": "q", "docs": [{"title": 1, "text": "x"}]}), "'docs'")):
+                          (json.dumps({"question": "q", "docs": [{"title": 1, "text": "x"}]}), "'docs\\[0\\].title'"),
+                          (json.dumps({"question": "q", "docs": {}}), "'docs'")):
         with pytest.raises(ValueError, match=fragment):
             parse_prompt(bad)
