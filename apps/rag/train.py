@@ -81,7 +81,7 @@ def run_stage(cfg: RagConfig, stage: str, index: int, train: list[Question], hel
         print(f"{stage}: {len(pairs)} pairs from {len(questions)} questions", flush=True)
         if not pairs:
             raise LoopError(f"{stage}: no pair could be built (every sample scored alike); sample more questions "
-                             f"({stage}.questions) or answers (sample.n)")
+                            f"({stage}.questions) or answers (sample.n)")
         return pairs
 
     def evaluate(round, checkpoint):
