@@ -21,7 +21,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-Example = tuple[Sequence[int], Sequence[int]]  # (prompt token ids, completion token ids)
+Example = tuple[Sequence[int], ...]  # (prompt ids, completion ids) or (prompt ids, completion ids, scored mask)
+
+
+def _scored(example: Example) -> Tensor:
+    """Return the 0/1 mask of the completion tokens that count: all of them, or the example's third element.
+
+    A mask marks tokens inside a completion that the policy did not choose (a simultaneous
+    translator's source words, a tool's output) as context: they are read, never scored.
+    """
+    completion = example[1]
+    if len(example) < 3 or example[2] is None:
+        return torch.ones(len(completion), dtype=torch.long)
+    mask = torch.as_tensor(list(example[2]), dtype=torch.long)
+    if mask.numel() != len(completion):
+        raise ValueError(f"scored mask has {mask.numel()} entries for a completion of {len(completion)} tokens")
+    return mask
 
 
 @dataclass
@@ -38,15 +53,16 @@ class SequenceLogps:
 
 def collate_padded(examples: Sequence[Example], pad_id: int) -> dict[str, Tensor]:
     """Return a right-padded batch: input_ids, attention_mask and completion_mask, each (batch, time)."""
-    width = max(len(p) + len(c) for p, c in examples)
+    width = max(len(e[0]) + len(e[1]) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(examples), width), dtype=torch.long)
     completion = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, (prompt, comp) in enumerate(examples):
+    for row, example in enumerate(examples):
+        prompt, comp = example[0], example[1]
         n_p, n = len(prompt), len(prompt) + len(comp)
         ids[row, :n] = torch.tensor([*prompt, *comp], dtype=torch.long)
         attention[row, :n] = 1
-        completion[row, n_p:n] = 1
+        completion[row, n_p:n] = _scored(example)
     return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
 
 
@@ -74,7 +90,7 @@ def collate_packed(examples: Sequence[Example], row_tokens: int | None = None, p
     0 for every sequence, and segment_ids give each token's example index (-1 on row padding).
     `row_tokens=0` puts everything in one row.
     """
-    lengths = [len(p) + len(c) for p, c in examples]
+    lengths = [len(e[0]) + len(e[1]) for e in examples]
     capacity = sum(lengths) if row_tokens == 0 else max(row_tokens or 0, max(lengths))
     rows = pack_rows(lengths, capacity)
     width = max(sum(lengths[i] for i in row) for row in rows)
@@ -85,11 +101,11 @@ def collate_packed(examples: Sequence[Example], row_tokens: int | None = None, p
     for r, row in enumerate(rows):
         start = 0
         for index in row:
-            prompt, comp = examples[index]
+            prompt, comp = examples[index][0], examples[index][1]
             n = lengths[index]
             ids[r, start:start + n] = torch.tensor([*prompt, *comp], dtype=torch.long)
             positions[r, start:start + n] = torch.arange(n)
-            completion[r, start + len(prompt):start + n] = 1
+            completion[r, start + len(prompt):start + n] = _scored(examples[index])
             segments[r, start:start + n] = index
             start += n
         positions[r, start:] = torch.arange(width - start)  # padding forms its own segment, never scored

@@ -282,6 +282,34 @@ def test_group_on_policy_loss_is_minus_mean_advantage():
     assert out.loss.item() == pytest.approx(1.0)
 
 
+# ---- latency-aware DPO (SimulPL, our form) ------------------------------------------------------
+
+def test_latency_dpo_hand_computed():
+    """rho_w = 3, rho_l = 1, beta = 0.5: beta h = 1. Margin m = 0.4, gamma = 2.5: logit = 1 - 1 = 0,
+    loss = -log sigma(0) = log 2 = 0.693147. Second pair m = 0: logit 1, loss = -log sigma(1) = 0.313262."""
+    terms = pair([3.0, 3.0], [1.0, 1.0], margin=torch.tensor([0.4, 0.0], dtype=torch.float64))
+    out = get_loss("latency_dpo")(terms, beta=0.5, gamma=2.5)
+    assert out.losses.tolist() == pytest.approx([math.log(2), 0.313262], abs=1e-6)
+    assert out.chosen_rewards.tolist() == pytest.approx([1.5, 1.5])
+
+
+def test_latency_dpo_without_margin_is_dpo_and_needs_one():
+    terms = pair([1.3, -0.2], [0.4, 0.5], margin=torch.tensor([0.7, 0.1], dtype=torch.float64))
+    torch.testing.assert_close(get_loss("latency_dpo")(terms, beta=0.3, gamma=0.0).loss,
+                               get_loss("sigmoid")(terms, beta=0.3).loss)
+    with pytest.raises(LossInputError, match="margin"):
+        get_loss("latency_dpo")(pair([1.0], [0.0]), beta=0.1)
+
+
+def test_latency_dpo_pushes_harder_on_a_larger_latency_gain():
+    """d loss / d rho_w = -beta sigma(-(beta h - gamma m)): a larger margin gives a larger push."""
+    w = torch.tensor([0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    zeros = torch.zeros(2, dtype=torch.float64)
+    terms = PairTerms(w, zeros, zeros, zeros, margin=torch.tensor([0.0, 0.5], dtype=torch.float64))
+    get_loss("latency_dpo")(terms, beta=1.0, gamma=1.0).loss.backward()
+    assert w.grad[1] < w.grad[0] < 0
+
+
 # ---- gradient direction: one step raises the chosen side's implicit reward ------------------
 
 # sft has no preference direction; apo_down lowers both sides by design (its own test below).
@@ -298,7 +326,8 @@ def test_pairwise_step_raises_chosen_margin(name):
 
     def terms():
         return PairTerms(w, l, ref_w, ref_l, chosen_lengths=lengths, rejected_lengths=lengths,
-                         chosen_nll=-(w / lengths).mean(), strength=torch.full((4,), 0.9))
+                         chosen_nll=-(w / lengths).mean(), strength=torch.full((4,), 0.9),
+                         margin=torch.full((4,), 0.3))
 
     hp = {"beta": 0.1} if name not in ("simpo",) else {"beta": 2.0}
     before = ((w - ref_w) - (l - ref_l)).detach().clone()
@@ -403,7 +432,7 @@ def test_pair_weights_scale_the_mean():
 TRL_TESTED = {"sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft", "cdpo", "simpo", "orpo",
               "kto", "apo_zero_unpaired", "grpo", "bnpo", "dr_grpo", "dapo", "rloo"}
-HAND_TESTED = {"soft_preference", "smoothed_preference", "plackett_luce", "rankdpo", "tpo_list", "diffusion_dpo",
+HAND_TESTED = {"latency_dpo", "soft_preference", "smoothed_preference", "plackett_luce", "rankdpo", "tpo_list", "diffusion_dpo",
                "diffusion_npo", "diffusion_smpo", "diffusion_kto", "diffusion_ospo"}
 
 

@@ -45,6 +45,24 @@ def sigmoid_loss(terms: PairTerms, *, beta: float = 0.1) -> LossOutput:
     return _reference_output(-F.logsigmoid(beta * (rho_w - rho_l)), terms, beta, rho_w, rho_l)
 
 
+@register_loss("latency_dpo", "pairwise",
+               paper="SimulPL (Wang et al. 2025) latency-aware DPO; our form (the paper's loss is unpublished), offset as ODPO")
+def latency_dpo_loss(terms: PairTerms, *, beta: float = 0.1, gamma: float = 1.0) -> LossOutput:
+    """Latency-aware DPO with a per-pair latency margin m = PairTerms.margin:
+
+    loss = -log sigma(beta * (rho_w - rho_l) - gamma * m).
+    m is how much less latency the chosen translation has than the rejected one (apps/simulmt uses
+    (LAAL_l - LAAL_w) / |source|, >= 0), so a pair that saves more latency must be separated by a
+    larger implicit-reward gap, as ODPO's offset does for a stronger preference. The read/write
+    policy enters through the log-probs: rho sums READ tokens as well as target tokens. gamma = 0
+    (or m = 0) is DPO.
+    """
+    terms.require("latency_dpo", "margin")
+    rho_w, rho_l = terms.logratios("latency_dpo")
+    losses = -F.logsigmoid(beta * (rho_w - rho_l) - gamma * terms.margin)
+    return _reference_output(losses, terms, beta, rho_w, rho_l)
+
+
 @register_loss("hinge", "pairwise", paper="Zhao et al. 2023, SLiC-HF (arXiv:2305.10425)", trl="DPOTrainer loss_type='hinge'")
 def hinge_loss(terms: PairTerms, *, beta: float = 0.1) -> LossOutput:
     """SLiC hinge: loss = max(0, 1 - beta * (rho_w - rho_l))."""

@@ -39,7 +39,8 @@ class PairTerms:
     the losses that length-normalise (IPO, sigmoid_norm, SimPO, ORPO). `chosen_nll` is the
     token-mean negative log-likelihood of the chosen completion (ORPO, the `sft` term), either per
     pair or one scalar for the batch. `strength` is a per-pair preference probability
-    P(chosen > rejected) for the strength-aware losses; `weight` scales each pair's loss.
+    P(chosen > rejected) for the strength-aware losses; `weight` scales each pair's loss; `margin`
+    is a per-pair offset the implicit-reward gap must exceed (losses that take one say how).
     """
 
     chosen_logps: Tensor
@@ -51,6 +52,7 @@ class PairTerms:
     chosen_nll: Tensor | None = None
     strength: Tensor | None = None
     weight: Tensor | None = None
+    margin: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.chosen_logps.dim() != 1:

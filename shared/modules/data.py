@@ -34,7 +34,11 @@ def encode_completion(tokenizer: PreTrainedTokenizerBase, completion) -> list[in
 
 @dataclass(frozen=True)
 class EncodedPair:
-    """Token ids of one preference pair, plus its optional per-pair weight, strength and margin."""
+    """Token ids of one preference pair, plus its optional per-pair weight, strength and margin.
+
+    `chosen_scored` / `rejected_scored` (0/1 per completion token) mark which completion tokens
+    the policy chose; the others (context inserted inside a completion) are not scored.
+    """
 
     prompt: list[int]
     chosen: list[int]
@@ -44,6 +48,8 @@ class EncodedPair:
     margin: float | None = None
     ref_chosen: float | None = None
     ref_rejected: float | None = None
+    chosen_scored: tuple[int, ...] | None = None
+    rejected_scored: tuple[int, ...] | None = None
 
     def completions(self) -> list[list[int]]:
         """Return the completions in batch order (chosen, rejected)."""
@@ -86,6 +92,8 @@ class PreferenceCollator:
         self.pad_id, self.layout, self.shared_prefix_max_tokens = pad_id, layout, shared_prefix_max_tokens
 
     def _layout(self, items: Sequence[EncodedPair]) -> str:
+        if any(i.chosen_scored is not None or i.rejected_scored is not None for i in items):
+            return "padded" if self.layout == "padded" else "packed"  # shared_prefix scores every completion token
         if self.layout != "auto":
             return self.layout
         longest = max(len(i.prompt) + len(i.chosen) + len(i.rejected) for i in items)
@@ -93,7 +101,8 @@ class PreferenceCollator:
 
     def __call__(self, items: Sequence[EncodedPair]) -> dict[str, Tensor]:
         layout = self._layout(items)
-        sequences = [(i.prompt, i.chosen) for i in items] + [(i.prompt, i.rejected) for i in items]
+        sequences = ([(i.prompt, i.chosen, i.chosen_scored) for i in items]
+                     + [(i.prompt, i.rejected, i.rejected_scored) for i in items])
         if layout == "shared_prefix":
             batch = collate_shared_prefix([(i.prompt, i.chosen, i.rejected) for i in items], pad_id=self.pad_id)
         elif layout == "packed":

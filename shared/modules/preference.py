@@ -62,7 +62,7 @@ class PreferenceModule(StepModule):
             chosen_logps=scored.logps[:n], rejected_logps=scored.logps[n:],
             ref_chosen_logps=None if ref is None else ref[:n], ref_rejected_logps=None if ref is None else ref[n:],
             chosen_lengths=lengths[:n], rejected_lengths=lengths[n:], chosen_nll=chosen_nll,
-            strength=batch.get("strength"), weight=batch.get("weight"),
+            strength=batch.get("strength"), weight=batch.get("weight"), margin=batch.get("margin"),
         )
 
     def _step(self, batch: dict[str, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
