@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
 
 setup: $(STAMP)
 
@@ -91,6 +91,12 @@ t2i: setup
 RAG_CONFIG ?= configs/rag/pa_rag.yaml
 rag: setup
 	$(BIN)/python -m apps.rag.train --config $(RAG_CONFIG) $(ARGS)
+
+# Simultaneous translation with SimulPL: multi-task SFT of a tiny read/write policy on a generated
+# SOV -> SVO language pair, then latency-aware DPO and the plain-DPO ablation (docs/apps/simulmt.md).
+SIMULMT_CONFIG ?= configs/simulmt/simulpl.yaml
+simulmt: setup
+	$(BIN)/python -m apps.simulmt.train --config $(SIMULMT_CONFIG) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -38,6 +38,23 @@ def test_lora_init_is_seeded_by_the_spec():
         torch.testing.assert_close(x, y, msg=name)
 
 
+def test_lora_modules_to_save_are_trained_in_full_and_merge_into_a_plain_model():
+    model, _ = load_policy(ModelSpec(seed=2, lora=LoraSpec(r=4, modules_to_save=["embed_tokens"])))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("modules_to_save" in n and "embed_tokens" in n for n in trainable)
+    assert all("lora_" in n or "modules_to_save" in n for n in trainable)
+    from shared.models import merge_adapter
+
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "modules_to_save" in n:
+                p.add_(1.0)
+    merged = merge_adapter(model)
+    assert not any("modules_to_save" in n or "lora_" in n for n, _ in merged.named_parameters())
+    base, _ = load_policy(ModelSpec(seed=2))
+    torch.testing.assert_close(merged.get_input_embeddings().weight, base.get_input_embeddings().weight + 1.0)
+
+
 def test_full_model_save_load_round_trip(tmp_path):
     model, tok = load_policy(ModelSpec(seed=1))
     save_policy(model, tok, tmp_path / "full")

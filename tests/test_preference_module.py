@@ -212,3 +212,31 @@ def test_kto_reads_pairs_as_desirable_and_undesirable_samples():
     z0 = torch.cat([rho_c, rho_r]).mean().clamp(min=0).detach()
     expected = torch.cat([1 - torch.sigmoid(0.5 * (rho_c - z0)), 1 - torch.sigmoid(0.5 * (z0 - rho_r))]).mean()
     torch.testing.assert_close(module._step(batch, "val"), expected, atol=1e-6, rtol=0)
+
+
+def test_scored_masks_leave_context_tokens_out_and_the_margin_reaches_the_loss():
+    """Masking a completion token removes exactly its log-prob from the pair's sum; per-pair margins reach
+    latency_dpo through the batch (PairTerms.margin)."""
+    from dataclasses import replace
+
+    policy, tok = load_policy(ModelSpec(seed=7))
+    module = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="latency_dpo",
+                              loss_kwargs={"beta": 0.1, "gamma": 2.0})
+    items = encode_pairs(PAIRS[:2], tok)
+    masked = [replace(i, chosen_scored=(0,) + (1,) * (len(i.chosen) - 1), rejected_scored=(1,) * len(i.rejected),
+                      margin=m) for i, m in zip(items, (0.0, 0.5))]
+    with torch.no_grad():
+        policy.lm_head.weight.add_(0.01 * torch.randn_like(policy.lm_head.weight))
+        for layout in ("auto", "padded"):
+            batch = PreferenceCollator(tok.pad_token_id, layout=layout)(masked)
+            assert "score_from" not in batch  # shared_prefix cannot mask: auto falls back to packed
+            terms = module.terms(batch)
+            plain = module.terms(PreferenceCollator(tok.pad_token_id, layout="padded")(
+                [replace(i, margin=m) for i, m in zip(items, (0.0, 0.5))]))
+            torch.testing.assert_close(terms.chosen_lengths, plain.chosen_lengths - 1)
+            torch.testing.assert_close(terms.rejected_logps, plain.rejected_logps, atol=1e-5, rtol=0)
+            assert bool((terms.chosen_logps > plain.chosen_logps).all())  # one negative log-prob fewer
+            torch.testing.assert_close(terms.margin, torch.tensor([0.0, 0.5]))
+        out = module.loss_spec(terms, beta=0.1, gamma=2.0)
+        h = 0.1 * ((terms.chosen_logps - terms.ref_chosen_logps) - (terms.rejected_logps - terms.ref_rejected_logps))
+        torch.testing.assert_close(out.losses, -torch.nn.functional.logsigmoid(h - 2.0 * terms.margin))

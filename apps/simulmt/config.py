@@ -21,9 +21,10 @@ class SimulSFTArgs(SFTArgs):
     Attributes:
         tasks: which of simul and translate to train on.
         extra_lag_max: the read/write task delays each example's schedule by a lag drawn from 0..extra_lag_max
-            source words, so the policy also learns to write after reading more than it must (a smooth latency knob).
+            source words, so the policy also learns to write after reading more than it must (a latency knob).
         wait_k_max: the translation task draws k uniformly from 1..wait_k_max per example.
-        full_sentence_share: share of translation examples that read the whole source first.
+        full_sentence_share: share of the examples of each task that read the whole source first (under <simul>
+            too, so a policy that waits to the end is in known territory).
         references: train on the first N references of each pair (embedded data: canonical, monotone; 0: all).
     """
 
@@ -121,10 +122,10 @@ class SimulConfig(AppConfig):
     candidates: CandidateArgs = field(default_factory=CandidateArgs)
     pairing: PairingArgs = field(default_factory=PairingArgs)
     simulpl: MethodArgs = field(default_factory=lambda: MethodArgs(
-        loss="latency_dpo", steps=150, lr=1e-4, batch_size=32, beta=0.1, gamma=1.0, score_actions=True, max_length=256,
+        loss="latency_dpo", steps=100, lr=3e-5, batch_size=32, beta=0.1, gamma=1.0, score_actions=True, max_length=256,
         reference="frozen_copy"))
     dpo: MethodArgs = field(default_factory=lambda: MethodArgs(
-        loss="sigmoid", steps=150, lr=1e-4, batch_size=32, beta=0.1, score_actions=False, max_length=256,
+        loss="sigmoid", steps=100, lr=3e-5, batch_size=32, beta=0.1, score_actions=False, max_length=256,
         reference="frozen_copy"))
     decode: DecodeArgs = field(default_factory=DecodeArgs)
     eval: SimulEvalArgs = field(default_factory=SimulEvalArgs)

@@ -9,8 +9,8 @@ Two kinds of latency setting:
 
 Rules for every setting: at least one source word is read before the first write; </s> is masked
 until the source is read; after `max_words` target words nothing more is written (the rest of the
-source is read and the translation ends, marked truncated), so an output that never stops is
-still scored; one that never writes gets an empty translation. The model is rerun on the whole
+source is read and the translation ends, marked truncated; also after 8 tokens per allowed
+word, for a subword model that never ends a word), so an output that never stops is still scored; one that never writes gets an empty translation. The model is rerun on the whole
 stream each step (no KV cache): streams are short, and rows advance by different amounts.
 """
 
@@ -120,11 +120,15 @@ class SimultaneousDecoder:
         self.max_ratio, self.max_extra, self.batch_size = max_ratio, max_extra, batch_size
         self.device = next(model.parameters()).device
         # a word-level tokenizer writes whole words; otherwise a word is complete once the next one starts
-        self.word_level = type(tok.backend_tokenizer.model).__name__ == "WordLevel"
+        self.word_level = type(tok.backend_tokenizer.pre_tokenizer).__name__ == "WhitespaceSplit"
 
     def max_words(self, source_len: int) -> int:
         """The length limit of a translation: max_ratio * |source| + max_extra words."""
         return int(self.max_ratio * source_len) + self.max_extra
+
+    def max_tokens(self, source_len: int) -> int:
+        """The token limit behind it (a subword model may never end a word): 8 tokens per allowed word."""
+        return 8 * self.max_words(source_len)
 
     @torch.no_grad()
     def decode(self, sources: Sequence[Sequence[str]], setting: Setting, *, temperature: float = 0.0,
@@ -190,7 +194,7 @@ class SimultaneousDecoder:
     def _step(self, row: _Row, logits: torch.Tensor, setting: Setting, temperature: float, generator, banned) -> None:
         v, source_left = self.vocab, row.source_left
         written = self._written_words(row)
-        if written >= self.max_words(len(row.source)):
+        if written >= self.max_words(len(row.source)) or len(row.target_tokens) >= self.max_tokens(len(row.source)):
             row.truncated = True
             if source_left:
                 return self._read(row, scored=False)

@@ -53,7 +53,7 @@ def sft_examples(pairs: list[SentencePair], vocab: Vocabulary, cfg: SimulConfig,
         for r, ref in enumerate(refs):
             target = ref.split()
             if "simul" in s.tasks:
-                lag = rng.randint(0, s.extra_lag_max)
+                lag = len(pair.source) if rng.random() < s.full_sentence_share else rng.randint(0, s.extra_lag_max)
                 delays = [min(d + lag, len(pair.source)) for d in oracle_delays(pair, r, cfg.data.default_lag)]
                 out.append(encode_schedule(vocab, "simul", pair.source, target, delays, score_reads=True))
             if "translate" in s.tasks:
@@ -156,7 +156,7 @@ def fit_method(cfg: SimulConfig, method: MethodArgs, start: Path):
     return fit
 
 
-def run_method(cfg: SimulConfig, name: str, index: int, start: Path, train: list[SentencePair],
+def run_method(cfg: SimulConfig, name: str, start: Path, train: list[SentencePair],
                heldout: list[SentencePair]) -> tuple[Path, dict]:
     """One preference method through shared.loop from the SFT model: sample, score, pair, fit, evaluate."""
     method: MethodArgs = getattr(cfg, name)
@@ -206,7 +206,9 @@ def run_method(cfg: SimulConfig, name: str, index: int, start: Path, train: list
 
     fit = fit_method(cfg, method, start)
     result = run_loop(RecipeFunctions(sample, score, build, fit, evaluate), cfg.run_dir / name, method.rounds,
-                      schedule={"temperature": [c.temperature] * method.rounds}, seed=cfg.seed + 101 * index,
+                      # every method samples with the same seed: from the same SFT model, round 1's candidates and
+                      # pairs are the same, so the methods differ only in how they train on them
+                      schedule={"temperature": [c.temperature] * method.rounds}, seed=cfg.seed,
                       initial_checkpoint=start,
                       config={"method": asdict(method), "candidates": asdict(c), "pairing": asdict(cfg.pairing),
                               "decode": asdict(cfg.decode), "data": asdict(cfg.data), "start": str(start)})
@@ -245,9 +247,9 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = {"sft": _sft_metrics(cfg, start, heldout)}
     _print("sft", metrics["sft"])
     folders = {"sft": str(start.resolve())}
-    for index, name in enumerate(cfg.methods):
+    for name in cfg.methods:
         with loop_errors(PROG):
-            folder, metrics[name] = run_method(cfg, name, index, start, train, heldout)
+            folder, metrics[name] = run_method(cfg, name, start, train, heldout)
         folders[name] = str(Path(folder).resolve())
         _print(name, metrics[name])
     final = Path(folders.get("simulpl", folders[cfg.methods[-1]] if cfg.methods else folders["sft"]))

@@ -30,12 +30,15 @@ class LoraSpec:
         alpha: scaling numerator (lora_alpha).
         dropout: dropout on the adapter input.
         target_modules: module names that get adapters.
+        modules_to_save: modules trained in full beside the adapter (peft's modules_to_save), e.g.
+            [embed_tokens, lm_head] when new tokens were added to the vocabulary.
     """
 
     r: int = 8
     alpha: int = 16
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    modules_to_save: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -154,7 +157,8 @@ def attach_lora(model: torch.nn.Module, lora: LoraSpec) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+                        target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
+                        modules_to_save=list(lora.modules_to_save) or None)
     return get_peft_model(model, config)
 
 

@@ -188,3 +188,21 @@ def test_the_scored_mask_leaves_source_tokens_out_of_sequence_logps(policy):
     torch.testing.assert_close(packed.logps[1], full.logps[0], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="scored mask has 2 entries"):
         collate_padded([(prompt, ids, [1, 0])], tok.pad_token_id)
+
+
+def test_a_pretrained_tokenizer_gets_the_action_tokens_and_multi_token_words_decode(tmp_path):
+    """A Hugging Face model by path (here a byte-level tiny model): the action tokens are added, the
+    embeddings resized, and words that span several tokens still get one delay each."""
+    from shared.models import save_policy
+
+    base, tok = load_policy(ModelSpec(seed=3))
+    save_policy(base, tok, tmp_path / "base")
+    folder = build_initial_policy(Spec(source="hf", path=str(tmp_path / "base")), [], tmp_path / "init")
+    model, tok = load_policy(Spec(source="hf", path=str(folder)))
+    v = Vocabulary(tok)
+    assert len(v.word("dog")) == 4 and model.get_input_embeddings().weight.shape[0] == len(tok)
+    decoder = SimultaneousDecoder(model, tok, max_ratio=1.0, max_extra=1)
+    assert not decoder.word_level
+    traj = decoder.decode([["ab", "cd", "ef"]], Setting("wait_k", 1))[0]
+    assert len(traj.delays) == len(traj.target) and traj.delays == sorted(traj.delays)
+    assert all(1 <= d <= 3 for d in traj.delays)
