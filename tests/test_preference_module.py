@@ -240,3 +240,17 @@ def test_scored_masks_leave_context_tokens_out_and_the_margin_reaches_the_loss()
         out = module.loss_spec(terms, beta=0.1, gamma=2.0)
         h = 0.1 * ((terms.chosen_logps - terms.ref_chosen_logps) - (terms.rejected_logps - terms.ref_rejected_logps))
         torch.testing.assert_close(out.losses, -torch.nn.functional.logsigmoid(h - 2.0 * terms.margin))
+
+
+def test_rpo_alpha_adds_the_chosen_nll():
+    policy, tok = load_policy(ModelSpec(seed=8))
+    batch = _batch(tok, layout="padded")
+    plain = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="sigmoid")
+    rpo = PreferenceModule(policy, build_reference("frozen_copy", policy), loss="sigmoid", rpo_alpha=0.5)
+    with torch.no_grad():
+        terms = plain.terms(batch)
+        expected = plain.loss_spec(terms).loss + 0.5 * terms.chosen_nll
+        torch.testing.assert_close(rpo._step(batch, "val"), expected)
+        torch.testing.assert_close(plain._step(batch, "val"), plain.loss_spec(terms).loss)
+    with pytest.raises(ValueError, match="rpo_alpha"):
+        PreferenceModule(policy, None, loss="kto", rpo_alpha=1.0)

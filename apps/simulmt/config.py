@@ -47,7 +47,7 @@ class CandidateArgs:
     """
 
     sources: int = 800
-    thresholds: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95])
     n: int = 2
     temperature: float = 0.8
 
@@ -59,10 +59,12 @@ class MethodArgs(PreferenceArgs):
     Attributes:
         gamma: weight of the latency margin in latency_dpo (ignored by other losses).
         score_actions: the <read> tokens' log-probs enter the implicit reward (SimulPL); false: target tokens only.
+        rpo_alpha: weight of the chosen streams' token-mean NLL added to the loss (RPO; 0: none).
     """
 
     gamma: float = 1.0
     score_actions: bool = True
+    rpo_alpha: float = 0.0
 
 
 @dataclass
@@ -87,13 +89,17 @@ class SimulEvalArgs(EvalArgs):
     Attributes:
         wait_k: the wait-k baselines' k (decoded with the SFT model under <translate>).
         thresholds: the latency settings of each model's own policy.
+        min_lags: more settings of each model's own policy: tau = lag_threshold with these minimum lags.
+        lag_threshold: the tau of the min_lags settings.
         quick_threshold: the setting of the held-out check after each stage.
         quick_sentences: held-out sentences in that check (0: all).
     """
 
     wait_k: list[int] = field(default_factory=lambda: [1, 3, 5, 7, 9])
-    thresholds: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8])
-    quick_threshold: float = 0.5
+    thresholds: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
+    min_lags: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    lag_threshold: float = 0.9
+    quick_threshold: float = 0.9
     quick_sentences: int = 150
 
 
@@ -122,10 +128,11 @@ class SimulConfig(AppConfig):
     candidates: CandidateArgs = field(default_factory=CandidateArgs)
     pairing: PairingArgs = field(default_factory=PairingArgs)
     simulpl: MethodArgs = field(default_factory=lambda: MethodArgs(
-        loss="latency_dpo", steps=100, lr=3e-5, batch_size=32, beta=0.1, gamma=1.0, score_actions=True, max_length=256,
+        loss="latency_dpo", steps=100, lr=1e-5, batch_size=32, beta=0.1, gamma=1.0, score_actions=True, rpo_alpha=1.0,
+        max_length=256,
         reference="frozen_copy"))
     dpo: MethodArgs = field(default_factory=lambda: MethodArgs(
-        loss="sigmoid", steps=100, lr=3e-5, batch_size=32, beta=0.1, score_actions=False, max_length=256,
+        loss="sigmoid", steps=100, lr=1e-5, batch_size=32, beta=0.1, score_actions=False, rpo_alpha=1.0, max_length=256,
         reference="frozen_copy"))
     decode: DecodeArgs = field(default_factory=DecodeArgs)
     eval: SimulEvalArgs = field(default_factory=SimulEvalArgs)

@@ -5,7 +5,7 @@ Two kinds of latency setting:
   prompt is `<translate>`, the baseline every simultaneous method is compared with.
 - `threshold` tau: the model's own policy under `<simul>`: read when P(<read>) >= tau, else write
   its best (or, sampling, a drawn) target token. A lower tau reads more: each tau is one point of
-  the model's quality-latency curve.
+  the model's quality-latency curve. An optional minimum lag L also reads while read - written < L.
 
 Rules for every setting: at least one source word is read before the first write; </s> is masked
 until the source is read; after `max_words` target words nothing more is written (the rest of the
@@ -26,16 +26,25 @@ from apps.simulmt.stream import Vocabulary, read_tokens
 
 @dataclass(frozen=True)
 class Setting:
-    """A latency setting: `wait_k` with k = value, or `threshold` with tau = value."""
+    """A latency setting: `wait_k` with k = value, or `threshold` with tau = value and an optional minimum lag.
+
+    With min_lag L the model's own policy is also made to read while read - written < L (as wait-k
+    does): a second knob, for a policy whose reads are so confident that tau no longer moves it.
+    """
 
     kind: str
     value: float
+    min_lag: int = 0
 
     def __post_init__(self):
         if self.kind not in ("wait_k", "threshold"):
             raise ValueError(f"latency setting kind '{self.kind}' is not wait_k or threshold")
         if self.kind == "wait_k" and (self.value < 1 or self.value != int(self.value)):
             raise ValueError(f"wait_k needs an integer k >= 1, got {self.value}")
+        if self.kind == "threshold" and not 0 < self.value <= 1:
+            raise ValueError(f"tau lies in (0, 1], got {self.value}")
+        if self.min_lag < 0 or (self.min_lag and self.kind == "wait_k"):
+            raise ValueError(f"min_lag {self.min_lag}: a non-negative lag of a threshold setting")
 
     @property
     def mode(self) -> str:
@@ -43,16 +52,22 @@ class Setting:
 
     @property
     def name(self) -> str:
-        return f"wait-{int(self.value)}" if self.kind == "wait_k" else f"tau={self.value:g}"
+        if self.kind == "wait_k":
+            return f"wait-{int(self.value)}"
+        return f"tau={self.value:g}" + (f",lag={self.min_lag}" if self.min_lag else "")
 
     @classmethod
     def parse(cls, text: str) -> Setting:
-        """`wait-3` or `tau=0.5` (also `3` or `0.5`... no: only the two spelled forms)."""
-        if text.startswith("wait-"):
-            return cls("wait_k", float(text[5:]))
-        if text.startswith("tau="):
-            return cls("threshold", float(text[4:]))
-        raise ValueError(f"latency setting '{text}': expected wait-K or tau=T")
+        """`wait-3`, `tau=0.5` or `tau=0.9,lag=2`."""
+        try:
+            if text.startswith("wait-"):
+                return cls("wait_k", float(text[5:]))
+            if text.startswith("tau="):
+                tau, _, lag = text[4:].partition(",lag=")
+                return cls("threshold", float(tau), int(lag) if lag else 0)
+        except ValueError as exc:
+            raise ValueError(f"latency setting '{text}': {exc}") from None
+        raise ValueError(f"latency setting '{text}': expected wait-K, tau=T or tau=T,lag=L")
 
 
 @dataclass
@@ -208,6 +223,8 @@ class SimultaneousDecoder:
             if setting.kind == "wait_k":
                 if row.read - written < setting.value:
                     return self._read(row, scored=False)
+            elif row.read - written < setting.min_lag:
+                return self._read(row, scored=False)
             elif torch.softmax(logits, -1)[v.read] >= setting.value:
                 return self._read(row, scored=True)
         logits[v.read] = float("-inf")

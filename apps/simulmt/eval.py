@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sentences", type=int, help="held-out sentences (default: all of the run's data.heldout)")
     parser.add_argument("--wait-k", type=int, nargs="+", help="wait-k baselines (default: the run's eval.wait_k)")
     parser.add_argument("--thresholds", type=float, nargs="+", help="read thresholds (default: the run's eval.thresholds)")
+    parser.add_argument("--min-lags", type=int, nargs="*",
+                        help="minimum lags at eval.lag_threshold (default: the run's eval.min_lags; none: no lag rows)")
     args = parser.parse_args(argv)
     try:
         cfg = load_yaml(SimulConfig, args.run[0] / "config.yaml") if args.run else SimulConfig()
@@ -116,10 +118,12 @@ def main(argv: list[str] | None = None) -> None:
         if not runs and not extra:
             raise ValueError("nothing to evaluate: give --run or --model NAME=SOURCE")
         pairs = load_split(cfg.data, "heldout")[: args.sentences or None]
+        lags = cfg.eval.min_lags if args.min_lags is None else args.min_lags
         settings = ([Setting("wait_k", k) for k in (args.wait_k or cfg.eval.wait_k)],
-                    [Setting("threshold", t) for t in (args.thresholds or cfg.eval.thresholds)])
+                    [Setting("threshold", t) for t in (args.thresholds or cfg.eval.thresholds)]
+                    + [Setting("threshold", cfg.eval.lag_threshold, lag) for lag in lags])
         resolved = {name: resolve_model(src)[0] for name, src in extra.items()}
-    except (ValueError, OSError, KeyError, ConfigError) as exc:
+    except (ValueError, OSError, KeyError, ConfigError) as exc:  # a bad setting, file or run folder
         fail(PROG, exc)
     set_threads()
     out_dir = args.out or ((args.run[0] / "eval") if args.run else Path("runs/simulmt/eval"))

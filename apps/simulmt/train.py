@@ -147,7 +147,7 @@ def fit_method(cfg: SimulConfig, method: MethodArgs, start: Path):
         policy, tok = policy_at(cfg.model, init_checkpoint or start, round.seed, lora=True)
         kwargs = {"beta": method.beta, **({"gamma": method.gamma} if method.loss == "latency_dpo" else {})}
         module = PreferenceModule(policy, reference_for(method.reference, cfg.model, policy), loss=method.loss,
-                                  loss_kwargs=kwargs, lr=method.lr)
+                                  loss_kwargs=kwargs, lr=method.lr, rpo_alpha=method.rpo_alpha)
         data = encode_for(list(pairs), Vocabulary(tok), method)
         train_stage(round.dir / "fit", cfg.trainer, method.steps, round.seed, module,
                     make_loader(data, method.batch_size, PreferenceCollator(tok.pad_token_id), seed=round.seed))
@@ -223,8 +223,8 @@ def load_data(cfg: SimulConfig) -> tuple[list[SentencePair], list[SentencePair]]
                          f"tasks: {', '.join(SFT_TASKS)})")
     for t in [*cfg.candidates.thresholds, *cfg.eval.thresholds, cfg.eval.quick_threshold]:
         Setting("threshold", t)
-        if not 0 < t <= 1:
-            raise ValueError(f"threshold {t}: a read threshold lies in (0, 1]")
+    for lag in cfg.eval.min_lags:
+        Setting("threshold", cfg.eval.lag_threshold, lag)
     for k in cfg.eval.wait_k:
         Setting("wait_k", k)
     train, heldout = load_split(cfg.data, "train"), load_split(cfg.data, "heldout")
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _sft_metrics(cfg: SimulConfig, start: Path, heldout: list[SentencePair]) -> dict:
     import json
 
-    path = cfg.run_dir / "sft" / "heldout.json"
+    path = cfg.run_dir / "sft" / f"heldout_tau{cfg.eval.quick_threshold:g}_n{cfg.eval.quick_sentences}.json"
     if path.is_file():
         return json.loads(path.read_text())
     metrics = quick_eval(cfg, start, heldout, cfg.seed)

@@ -20,6 +20,8 @@ class PreferenceModule(StepModule):
     An unpaired loss (KTO) reads each pair as two labelled samples, chosen desirable and rejected
     undesirable, as TRL's `unpair_preference_dataset` does. Its reference point must come from the
     batch itself (`reference_point="batch"` or "zero"): mismatched-completion KL batches are not built.
+    `rpo_alpha` > 0 adds RPO's term (Pang et al. 2024; TRL's `rpo_alpha`): alpha times the token-mean
+    NLL of the chosen completions, which keeps the chosen likely while the pair's margin grows.
 
     One forward scores every sequence of the batch together (packed by default). Logs TRL's metric names:
     loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen,
@@ -27,7 +29,7 @@ class PreferenceModule(StepModule):
     """
 
     def __init__(self, policy: torch.nn.Module, reference: Reference | None, *, loss: str = "sigmoid",
-                 loss_kwargs: dict | None = None, lr: float = 5e-6, weight_decay: float = 0.0):
+                 loss_kwargs: dict | None = None, lr: float = 5e-6, weight_decay: float = 0.0, rpo_alpha: float = 0.0):
         super().__init__()
         self.policy = policy
         self.reference = reference
@@ -41,7 +43,9 @@ class PreferenceModule(StepModule):
             if self.loss_kwargs["reference_point"] == "mismatched":
                 raise ValueError(f"loss '{loss}': PreferenceModule does not build mismatched KL batches; "
                                  "use reference_point='batch' or 'zero'")
-        self.lr, self.weight_decay = lr, weight_decay
+        if rpo_alpha and self.loss_spec.family not in ("pairwise", "strength"):
+            raise ValueError(f"rpo_alpha: the chosen NLL term needs pairs; loss '{loss}' is {self.loss_spec.family}")
+        self.lr, self.weight_decay, self.rpo_alpha = lr, weight_decay, rpo_alpha
         self.save_hyperparameters(ignore=["policy", "reference"])
 
     def terms(self, batch: dict[str, Tensor]) -> PairTerms | ListTerms:
@@ -74,8 +78,12 @@ class PreferenceModule(StepModule):
             rejected_logps = terms.logps.gather(1, last[:, None]).squeeze(1)
         else:
             n, chosen_logps, rejected_logps = terms.chosen_logps.numel(), terms.chosen_logps, terms.rejected_logps
-        metrics = {"loss": out.loss.detach(), "logps/chosen": chosen_logps.detach().mean(),
-                   "logps/rejected": rejected_logps.detach().mean()}
+        loss = out.loss
+        metrics = {"logps/chosen": chosen_logps.detach().mean(), "logps/rejected": rejected_logps.detach().mean()}
+        if self.rpo_alpha:  # RPO (Pang et al. 2024), TRL's rpo_alpha: + alpha * token-mean NLL of the chosen
+            loss = loss + self.rpo_alpha * terms.chosen_nll.mean()
+            metrics["nll/chosen"] = terms.chosen_nll.detach().mean()
+        metrics["loss"] = loss.detach()
         if out.chosen_rewards is not None:
             metrics.update({
                 "rewards/chosen": out.chosen_rewards.mean(), "rewards/rejected": out.rejected_rewards.mean(),
@@ -85,7 +93,7 @@ class PreferenceModule(StepModule):
         metrics.update(out.metrics)
 
         self.log_metrics(metrics, stage, batch_size=n)
-        return out.loss
+        return loss
 
 
     @staticmethod

@@ -206,3 +206,31 @@ def test_a_pretrained_tokenizer_gets_the_action_tokens_and_multi_token_words_dec
     traj = decoder.decode([["ab", "cd", "ef"]], Setting("wait_k", 1))[0]
     assert len(traj.delays) == len(traj.target) and traj.delays == sorted(traj.delays)
     assert all(1 <= d <= 3 for d in traj.delays)
+
+
+class _EndsAtOnce(torch.nn.Module):
+    """A policy that always prefers </s> (and never <read> by itself): the worst case of 'never writes'."""
+
+    def __init__(self, model, eos: int):
+        super().__init__()
+        self.model, self.eos = model, eos
+
+    def forward(self, **kwargs):
+        out = self.model(**kwargs)
+        out.logits[..., self.eos] += 1e4
+        return out
+
+
+def test_an_output_that_never_writes_is_empty_and_scored_maximally_late(policy):
+    from apps.simulmt.eval import sentence_rows
+
+    model, tok = policy
+    decoder = SimultaneousDecoder(_EndsAtOnce(model, tok.eos_token_id), tok)
+    traj = decoder.decode([PAIR.source], Setting("threshold", 1e-9))[0]
+    assert traj.target == [] and traj.delays == [] and traj.completion[-1] == tok.eos_token_id
+    row = sentence_rows([PAIR], [traj], "x", Setting("threshold", 1e-9))[0]
+    n = len(PAIR.source)
+    assert (row["AL"], row["LAAL"], row["DAL"], row["AP"]) == (n, n, n, 1.0) and row["chrF"] == 0.0
+    # under wait-k the same policy must still write while source words remain (</s> is masked until the end)
+    forced = decoder.decode([PAIR.source], Setting("wait_k", 2))[0]
+    assert len(forced.target) == n - 2 and forced.delays == wait_k_delays(2, n, n - 2)  # one word per read after k

@@ -101,7 +101,7 @@ def test_infer_streams_on_the_command_line(tiny_run):
     assert done.stdout.count("read ") == 5 and "translation:" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "apps.simulmt.infer", "--model", str(run), "--setting", "soon", "x"],
                          capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "expected wait-K or tau=T" in bad.stderr
+    assert bad.returncode == 2 and "expected wait-K, tau=T or tau=T,lag=L" in bad.stderr
 
 
 def _call(method: str, url: str, body=None, raw: bytes | None = None) -> tuple[int, dict]:
