@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any
 
 from apps.rag.kb import RELATIONS, Fact, KnowledgeBase, build_kb
-from shared.records import RecordError
+from shared.records import RecordError, iter_json_objects
 
 SETTINGS = ("golden", "distract", "mislead", "retrieved")
 EMBEDDED = ("embedded:train", "embedded:heldout")
@@ -312,31 +312,9 @@ def _file_question(obj: dict, lineno: int) -> Question:
     return Question(str(qid), question, _answers(obj), "file", pools={"given": _docs(obj)}, target=target)
 
 
-def _objects(path: str):
-    """Yield (line number, JSON object) of a JSONL file's non-blank lines; RecordError `path:line: ...`.
-
-    A RecordError raised by the caller's handling of an object is re-raised with `path:line:` in front.
-    """
-    import json
-    from pathlib import Path
-
-    from shared.textfile import iter_lines
-
-    for lineno, line in iter_lines(Path(path), error=RecordError):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj
-
-
 def _read(path: str, parse, what: str) -> list:
     out = []
-    for lineno, obj in _objects(path):
+    for lineno, obj in iter_json_objects(path):
         try:
             out.append(parse(obj, lineno))
         except RecordError as exc:

@@ -4,17 +4,18 @@ TSV: one pair per line, `source<TAB>reference[<TAB>alignment]`. JSONL: one objec
 `source` (str), `reference` (str; or `target`, or `references`: a list, the first one canonical),
 optional `alignment` (of the first reference) and `id`. An alignment is Pharaoh text as fast_align
 and awesome-align write it, `i-j` pairs of 0-based source and target word positions. Words are
-whitespace tokens. Every malformed line raises ValueError naming `path:line` and the field.
+whitespace tokens. Every malformed line raises ValueError naming `path:line` and the field. Files may be gzip-compressed; they must be UTF-8.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from apps.simulmt.language import SentencePair, embedded_split
+from shared.records import iter_json_objects
+from shared.textfile import iter_lines
 
 _PAIR = re.compile(r"^(\d+)-(\d+)$")
 
@@ -82,28 +83,23 @@ def load_pairs(path: str | Path) -> list[SentencePair]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    jsonl = path.suffix in (".jsonl", ".json")
     out = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    if path.suffix in (".jsonl", ".json"):
+        for number, row in iter_json_objects(path):
+            where = f"{path}:{number}"
+            refs = row.get("references", row.get("reference", row.get("target")))
+            out.append(_pair(where, str(row.get("id", f"{path.stem}-{number}")), row.get("source"), refs,
+                             row.get("alignment")))
+    else:
+        for number, line in iter_lines(path, error=ValueError):
             if not line.strip():
                 continue
-            where, sid = f"{path}:{number}", f"{path.stem}-{number}"
-            if jsonl:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{where}: expected a JSON object")
-                refs = row.get("references", row.get("reference", row.get("target")))
-                out.append(_pair(where, str(row.get("id", sid)), row.get("source"), refs, row.get("alignment")))
-            else:
-                cells = line.rstrip("\n").split("\t")
-                if len(cells) not in (2, 3):
-                    raise ValueError(f"{where}: expected 2 or 3 tab-separated columns (source, reference[, alignment]), "
-                                     f"got {len(cells)}")
-                out.append(_pair(where, sid, cells[0], cells[1], cells[2] if len(cells) == 3 else None))
+            cells = line.split("\t")
+            if len(cells) not in (2, 3):
+                raise ValueError(f"{path}:{number}: expected 2 or 3 tab-separated columns (source, reference[, "
+                                 f"alignment]), got {len(cells)}")
+            out.append(_pair(f"{path}:{number}", f"{path.stem}-{number}", cells[0], cells[1],
+                             cells[2] if len(cells) == 3 else None))
     if not out:
         raise ValueError(f"{path}: no sentence pair")
     return out

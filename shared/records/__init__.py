@@ -1,6 +1,6 @@
 """Records that flow between stages (Candidate, Pair, RankedList) and their JSONL files."""
 
-from shared.records.jsonl import iter_jsonl, read_jsonl, write_jsonl
+from shared.records.jsonl import iter_json_objects, iter_jsonl, read_jsonl, write_jsonl
 from shared.records.types import Candidate, Messages, Pair, RankedList, RecordError, Text
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "RankedList",
     "RecordError",
     "Text",
+    "iter_json_objects",
     "iter_jsonl",
     "read_jsonl",
     "write_jsonl",

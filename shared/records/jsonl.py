@@ -29,11 +29,9 @@ def _not_jsonl_hint(lineno: int, line: str) -> str:
     return ""
 
 
-def iter_jsonl(path: str | os.PathLike, kind: type[R] | None = None) -> Iterator[R | dict[str, Any]]:
-    """Yield one validated record (or raw dict when kind is None) per non-blank line; RecordError `path:line: ...`.
-
-    `kind` is a class with `from_dict(obj, where=...)`; it is only given JSON objects.
-    """
+def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, JSON object) per non-blank line of a JSONL file; RecordError `path:line: ...` on a line
+    that is not JSON or not an object. The reader of every JSONL file a user hands in, records or an app's own."""
     path = Path(path)
     for lineno, line in iter_lines(path, error=RecordError):
         if not line.strip():
@@ -47,7 +45,16 @@ def iter_jsonl(path: str | os.PathLike, kind: type[R] | None = None) -> Iterator
         if not isinstance(obj, dict):  # checked here for every kind, so no from_dict meets a list or a number
             hint = _not_jsonl_hint(lineno, line)
             raise RecordError(f"{where}: expected a JSON object, got {type(obj).__name__}{hint}")
-        yield obj if kind is None else kind.from_dict(obj, where=where)  # type: ignore[attr-defined]
+        yield lineno, obj
+
+
+def iter_jsonl(path: str | os.PathLike, kind: type[R] | None = None) -> Iterator[R | dict[str, Any]]:
+    """Yield one validated record (or raw dict when kind is None) per non-blank line; RecordError `path:line: ...`.
+
+    `kind` is a class with `from_dict(obj, where=...)`; it is only given JSON objects.
+    """
+    for lineno, obj in iter_json_objects(path):
+        yield obj if kind is None else kind.from_dict(obj, where=f"{Path(path)}:{lineno}")  # type: ignore[attr-defined]
 
 
 def read_jsonl(path: str | os.PathLike, kind: type[R] | None = None) -> list[R | dict[str, Any]]:

@@ -113,7 +113,7 @@ def test_tsv_and_jsonl_files_load_with_alignments(tmp_path):
     ("bad.tsv", "a b\tc d\t0-0 5-1\n", r"bad.tsv:1: alignment: '5-1' is outside the sentence"),
     ("bad.tsv", "a b\tc d\t0:0\n", r"bad.tsv:1: alignment: '0:0' is not an i-j pair"),
     ("bad.jsonl", '{"source": "a"}\n', r"bad.jsonl:1: reference: expected non-empty text"),
-    ("bad.jsonl", '{"source": "a", "reference": "b"}\n{oops\n', r"bad.jsonl:2: not valid JSON"),
+    ("bad.jsonl", '{"source": "a", "reference": "b"}\n{oops\n', r"bad.jsonl:2: invalid JSON"),
     ("bad.jsonl", '["a", "b"]\n', r"bad.jsonl:1: expected a JSON object"),
     ("bad.jsonl", '{"source": 3, "reference": "b"}\n', r"bad.jsonl:1: source: expected non-empty text"),
     ("bad.jsonl", '{"source": "a", "reference": "b", "alignment": [1]}\n', r"bad.jsonl:1: alignment: expected Pharaoh"),

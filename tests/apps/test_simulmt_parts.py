@@ -110,9 +110,18 @@ def test_a_late_end_of_source_is_appended_and_the_session_finishes(policy):
     assert empty.feed([], finished=True)["done"]
 
 
+def test_a_minimum_lag_makes_the_own_policy_wait(policy):
+    model, tok = policy
+    decoder = SimultaneousDecoder(model, tok, max_ratio=1.0, max_extra=2)
+    # tau = 1 never reads by choice: with lag 2 the schedule is exactly wait-2's
+    traj = decoder.decode([PAIR.source], Setting("threshold", 1.0, min_lag=2))[0]
+    assert traj.delays == wait_k_delays(2, len(PAIR.source), len(traj.target))
+
+
 def test_settings_parse_and_reject_nonsense():
     assert Setting.parse("wait-3") == Setting("wait_k", 3) and Setting.parse("tau=0.25").name == "tau=0.25"
-    for bad in ("wait-0", "wait-2.5", "3", "tau=x"):
+    assert Setting.parse("tau=0.9,lag=2") == Setting("threshold", 0.9, 2) and Setting("threshold", 0.9, 2).name == "tau=0.9,lag=2"
+    for bad in ("wait-0", "wait-2.5", "3", "tau=x", "tau=1.5", "tau=0.5,lag=-1", "tau=0.5,lag=x"):
         with pytest.raises(ValueError):
             Setting.parse(bad)
 
