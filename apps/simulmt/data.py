@@ -4,7 +4,8 @@ TSV: one pair per line, `source<TAB>reference[<TAB>alignment]`. JSONL: one objec
 `source` (str), `reference` (str; or `target`, or `references`: a list, the first one canonical),
 optional `alignment` (of the first reference) and `id`. An alignment is Pharaoh text as fast_align
 and awesome-align write it, `i-j` pairs of 0-based source and target word positions. Words are
-whitespace tokens. Every malformed line raises ValueError naming `path:line` and the field. Files may be gzip-compressed; they must be UTF-8.
+whitespace tokens. Every malformed line raises ValueError naming `path:line` and the field.
+Files may be gzip-compressed; they must be UTF-8.
 """
 
 from __future__ import annotations

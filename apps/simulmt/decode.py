@@ -10,8 +10,9 @@ Two kinds of latency setting:
 Rules for every setting: at least one source word is read before the first write; </s> is masked
 until the source is read; after `max_words` target words nothing more is written (the rest of the
 source is read and the translation ends, marked truncated; also after 8 tokens per allowed
-word, for a subword model that never ends a word), so an output that never stops is still scored; one that never writes gets an empty translation. The model is rerun on the whole
-stream each step (no KV cache): streams are short, and rows advance by different amounts.
+word, for a subword model that never ends a word), so an output that never stops is still
+scored; one that never writes gets an empty translation. The model is rerun on the whole stream
+each step (no KV cache): streams are short, and rows advance by different amounts.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ class SimultaneousDecoder:
             if setting.kind == "wait_k":
                 if row.read - written < setting.value:
                     return self._read(row, scored=False)
-            elif row.read - written < setting.min_lag:
+            elif setting.min_lag and row.read - written < setting.min_lag:
                 return self._read(row, scored=False)
             elif torch.softmax(logits, -1)[v.read] >= setting.value:
                 return self._read(row, scored=True)
