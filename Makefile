@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -121,6 +121,12 @@ bench-constrained: setup
 
 bench-constrained-quick: setup
 	$(BIN)/python benchmarks/constrained_sampling.py --quick
+
+bench-simulmt: setup
+	$(BIN)/python benchmarks/simultaneous_decoding.py $(ARGS)
+
+bench-simulmt-quick: setup
+	$(BIN)/python benchmarks/simultaneous_decoding.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -158,8 +158,8 @@ class SimultaneousDecoder:
         return out
 
     def _written_words(self, row: _Row) -> int:
-        if not row.target_tokens:
-            return 0
+        if self.word_level or not row.target_tokens:  # word level: one target token is one word
+            return len(row.target_tokens)
         return len(self.tok.decode(row.target_tokens, skip_special_tokens=True).split())
 
     def _decode_batch(self, sources, setting: Setting, temperature: float, generator) -> list[Trajectory]:
@@ -236,7 +236,10 @@ class SimultaneousDecoder:
         self._emit(row, token)
 
     def _trajectory(self, row: _Row) -> Trajectory:
-        words, delays = word_delays(self.tok, row.target_tokens, row.reads_at)
+        if self.word_level:
+            words, delays = self.tok.convert_ids_to_tokens(row.target_tokens), list(row.reads_at)
+        else:
+            words, delays = word_delays(self.tok, row.target_tokens, row.reads_at)
         return Trajectory(row.source, words, delays, row.ids[:row.prompt_len], row.ids[row.prompt_len:], row.scored,
                           row.truncated)
 

@@ -244,3 +244,16 @@ def test_an_output_that_never_writes_is_empty_and_scored_maximally_late(policy):
     # under wait-k the same policy must still write while source words remain (</s> is masked until the end)
     forced = decoder.decode([PAIR.source], Setting("wait_k", 2))[0]
     assert len(forced.target) == n - 2 and forced.delays == wait_k_delays(2, n, n - 2)  # one word per read after k
+
+
+def test_the_word_level_shortcut_agrees_with_decoding_the_tokens(policy):
+    model, tok = policy
+    fast = SimultaneousDecoder(model, tok, max_ratio=1.0, max_extra=2)
+    slow = SimultaneousDecoder(model, tok, max_ratio=1.0, max_extra=2)
+    slow.word_level = False  # count and time words by decoding the tokens, as for a subword model
+    assert fast.word_level
+    sources = [PAIR.source, PAIR.source[:4]]
+    for setting in (Setting("threshold", 0.5), Setting("wait_k", 2)):
+        for a, b in zip(fast.decode(sources, setting, temperature=1.0, seed=2),
+                        slow.decode(sources, setting, temperature=1.0, seed=2)):
+            assert (a.target, a.delays, a.completion) == (b.target, b.delays, b.completion)
