@@ -63,24 +63,28 @@ def systems_of(run: Path) -> dict[str, str]:
 
 
 def plot_curves(corpus: dict[str, dict], out: Path) -> Path:
-    """BLEU against AL and LAAL, one line per system (points ordered by latency)."""
+    """BLEU against AL and LAAL: per system a solid line over its thresholds and wait-k, dashed over its minimum lags."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    systems: dict[str, list[dict]] = {}
+    series: dict[tuple[str, bool], list[dict]] = {}
     for row in corpus.values():
-        systems.setdefault(row["system"], []).append(row)
+        series.setdefault((row["system"], ",lag=" in row["setting"]), []).append(row)
+    colors = {}
     for ax, latency in zip(axes, ("AL", "LAAL")):
-        for system, rows in systems.items():
+        for (system, lagged), rows in series.items():
             rows = sorted(rows, key=lambda r: r[latency])
-            ax.plot([r[latency] for r in rows], [r["BLEU"] for r in rows], marker="o", label=system)
+            color = colors.setdefault(system, f"C{len(colors)}")
+            ax.plot([r[latency] for r in rows], [r["BLEU"] for r in rows], color=color,
+                    marker="x" if lagged else "o", linestyle="--" if lagged else "-",
+                    label=f"{system} (tau=0.9, min lag)" if lagged else system)
         ax.set_xlabel(f"{latency} (source words)")
         ax.set_ylabel("BLEU")
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     fig.suptitle("Quality-latency curves on held-out sentences")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
