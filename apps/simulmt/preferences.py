@@ -23,7 +23,6 @@ issue's "better quality at no more latency, or as good at lower latency". Its ma
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -161,7 +160,7 @@ def build_pairs(pair: SentencePair, scored: Sequence[dict], args: PreferenceArgs
         if i in used or j in used:
             continue
         used.update((i, j))
-        out.append((i, j, round(margin, 6) if math.isfinite(margin) else 0.0))
+        out.append((i, j, round(margin, 6)))
     return out
 
 

@@ -32,11 +32,10 @@ from apps.simulmt.preferences import build_pairs, lexicon_for, score_candidate
 from apps.simulmt.quality import corpus_quality
 from apps.simulmt.stream import Vocabulary, build_initial_policy, encode_schedule
 from shared.atomic import write_json
-from shared.kit import finish_run, loop_errors, policy_at, reference_for, start_run, train_stage
+from shared.kit import finish_run, loop_errors, policy_at, reference_for, run_sft, start_run, train_stage
 from shared.loop import LoopError, RecipeFunctions, run_loop
-from shared.models import is_complete, save_merged, saved_spec
-from shared.models.loading import load_policy
-from shared.modules import PreferenceCollator, PreferenceModule, SFTCollator, SFTModule
+from shared.models import save_merged, saved_spec
+from shared.modules import PreferenceCollator, PreferenceModule
 from shared.modules.data import EncodedPair
 from shared.records import Candidate, Pair
 from shared.training import make_loader
@@ -64,23 +63,6 @@ def sft_examples(pairs: list[SentencePair], vocab: Vocabulary, cfg: SimulConfig,
     return [(p, c[: max(1, s.max_length - len(p))], m[: max(1, s.max_length - len(p))]) for p, c, m in out]
 
 
-def run_sft(cfg: SimulConfig, start: Path, train: list[SentencePair]) -> Path:
-    """The SFT model folder (sft.init_from, a finished run_dir/sft/model, or a fresh multi-task SFT run)."""
-    if cfg.sft.init_from:
-        return Path(cfg.sft.init_from)
-    folder = cfg.run_dir / "sft" / "model"
-    if is_complete(folder):
-        return folder
-    policy, tok = load_policy(saved_spec(cfg.model, start, cfg.seed, lora=True))
-    data = sft_examples(train, Vocabulary(tok), cfg, cfg.seed)
-    if cfg.sft.steps > 0:
-        print(f"SFT: {cfg.sft.steps} steps on {len(data)} streams ({', '.join(cfg.sft.tasks)}) from {len(train)} pairs",
-              flush=True)
-        train_stage(cfg.run_dir / "sft", cfg.trainer, cfg.sft.steps, cfg.seed, SFTModule(policy, lr=cfg.sft.lr),
-                    make_loader(data, cfg.sft.batch_size, SFTCollator(tok.pad_token_id), seed=cfg.seed))
-    return save_merged(policy, tok, folder)
-
-
 def decoder_at(cfg: SimulConfig, folder: Path, seed: int) -> SimultaneousDecoder:
     model, tok = policy_at(cfg.model, folder, seed, lora=False)
     d = cfg.decode
@@ -96,7 +78,7 @@ def quick_eval(cfg: SimulConfig, folder: Path, heldout: list[SentencePair], seed
     return {"BLEU": quality["BLEU"], "chrF": quality["chrF"], **latency}
 
 
-def candidates_of(pairs: list[SentencePair], trajs_by_setting: dict[str, list], seed: int) -> list[Candidate]:
+def candidates_of(pairs: list[SentencePair], trajs_by_setting: dict[str, list]) -> list[Candidate]:
     out = []
     for setting, trajs in trajs_by_setting.items():
         for k, (pair, traj) in enumerate(zip(pairs * (len(trajs) // len(pairs)), trajs)):
@@ -179,7 +161,7 @@ def run_method(cfg: SimulConfig, name: str, start: Path, train: list[SentencePai
             sources = [p.source for p in pairs] * c.n
             trajs[Setting("threshold", t).name] = decoder.decode(sources, Setting("threshold", t),
                                                                  temperature=c.temperature, seed=round.seed)
-        return candidates_of(pairs, trajs, round.seed)
+        return candidates_of(pairs, trajs)
 
     def score(round, candidates):
         out = []
@@ -243,7 +225,9 @@ def main(argv: list[str] | None = None) -> dict:
     cfg, (train, heldout) = start_run(SimulConfig, argv, doc=__doc__, prog=PROG, prepare=load_data)
     words = vocabulary_words(train + heldout)
     init = build_initial_policy(cfg.model, words, cfg.run_dir / "init" / "model")
-    start = run_sft(cfg, init, train)
+    start = run_sft(cfg.run_dir, saved_spec(cfg.model, init, cfg.seed, lora=True), cfg.sft, cfg.trainer, cfg.seed,
+                    lambda tok: sft_examples(train, Vocabulary(tok), cfg, cfg.seed),
+                    f"(streams of {', '.join(cfg.sft.tasks)}) from {len(train)} pairs", tokenized=True)
     metrics = {"sft": _sft_metrics(cfg, start, heldout)}
     _print("sft", metrics["sft"])
     folders = {"sft": str(start.resolve())}

@@ -64,11 +64,13 @@ def reference_for(kind: str, model: ModelSpec, policy) -> Any:
 
 
 def run_sft(run_dir: Path, model: ModelSpec, sft: SFTArgs, trainer: TrainerArgs, seed: int,
-            examples: Callable[[], Sequence[tuple[Any, Any]]], what: str = "") -> Path:
+            examples: Callable[..., Sequence[tuple[Any, ...]]], what: str = "", tokenized: bool = False) -> Path:
     """Return the SFT model folder: sft.init_from, run_dir/sft/model when complete, or a fresh SFT run saved there.
 
-    `examples()` gives (prompt, target) pairs (prompts as text or chat messages); it is only called
-    when SFT actually trains. With sft.steps 0 the base model is saved unchanged.
+    `examples()` gives (prompt, target) pairs (prompts as text or chat messages); with `tokenized`,
+    `examples(tokenizer)` gives token ids as they are: (prompt ids, completion ids) or with a third
+    element, the 0/1 mask of the completion tokens that are scored (shared.logprobs). It is only
+    called when SFT actually trains. With sft.steps 0 the base model is saved unchanged.
     """
     if sft.init_from:
         return Path(sft.init_from)
@@ -77,7 +79,7 @@ def run_sft(run_dir: Path, model: ModelSpec, sft: SFTArgs, trainer: TrainerArgs,
         return folder
     policy, tok = load_policy(model)
     if sft.steps > 0:
-        data = encode_sft(examples(), tok, max_length=sft.max_length)
+        data = list(examples(tok)) if tokenized else encode_sft(examples(), tok, max_length=sft.max_length)
         print(f"SFT: {sft.steps} steps on {len(data)} examples{' ' + what if what else ''}", flush=True)
         train_stage(run_dir / "sft", trainer, sft.steps, seed, SFTModule(policy, lr=sft.lr),
                     make_loader(data, sft.batch_size, SFTCollator(tok.pad_token_id), seed=seed))

@@ -32,17 +32,18 @@ def test_methods_pair_by_the_rule_train_from_sft_and_resume(tiny_run):
     sft = (run / "sft" / "model").resolve()
     for method in summary["methods"]:
         round_dir = run / method / "round_000"
-        candidates = read_jsonl(round_dir / "score.jsonl", Candidate) if (round_dir / "score.jsonl").is_file() else None
-        pairs = read_jsonl(round_dir / "pairs.jsonl", Pair) if (round_dir / "pairs.jsonl").is_file() else \
-            read_jsonl(next(round_dir.glob("*pair*.jsonl")), Pair)
+        scored = read_jsonl(round_dir / "scored.jsonl", Candidate)
+        pairs = read_jsonl(round_dir / "pairs.jsonl", Pair)
         assert pairs, method
+        # every candidate is kept with its aspects: 24 sources x 2 thresholds x 2 samples (configs/simulmt/tiny.yaml)
+        assert len(scored) == 24 * 2 * 2
+        assert all({"quality", "key_points", "preference", "LAAL"} <= set(c.scores) for c in scored)
         for p in pairs:
             c, r = p.metadata["chosen_scores"], p.metadata["rejected_scores"]
             better = c["preference"] >= r["preference"] + 0.05 and c["LAAL"] <= r["LAAL"]
             faster = c["preference"] >= r["preference"] - 0.01 and (r["LAAL"] - c["LAAL"]) / len(p.prompt.split()[1:]) >= 0.1
             assert better or faster
             assert p.margin == pytest.approx(max(0.0, (r["LAAL"] - c["LAAL"]) / len(p.prompt.split()[1:])), abs=1e-5)
-        assert candidates is None or len(candidates) >= len(pairs)
         state = json.loads((run / method / "state.json").read_text())
         assert Path(state["fingerprint"]["initial_checkpoint"]).resolve() == sft
         assert Path(summary["models"][method]).is_dir()
@@ -59,7 +60,7 @@ def test_the_ablation_scores_target_tokens_only(tiny_run):
     from shared.models.loading import ModelSpec
 
     run, _, _ = tiny_run
-    pairs = read_jsonl(next((run / "simulpl" / "round_000").glob("*pair*.jsonl")), Pair)
+    pairs = read_jsonl(run / "simulpl" / "round_000" / "pairs.jsonl", Pair)
     _, tok = load_policy(ModelSpec(source="hf", path=str(run / "sft" / "model")))
     v = Vocabulary(tok)
     with_reads = encode_for(pairs, v, MethodArgs(score_actions=True))[0]
