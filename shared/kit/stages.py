@@ -64,24 +64,26 @@ def reference_for(kind: str, model: ModelSpec, policy) -> Any:
 
 
 def run_sft(run_dir: Path, model: ModelSpec, sft: SFTArgs, trainer: TrainerArgs, seed: int,
-            examples: Callable[..., Sequence[tuple[Any, ...]]], what: str = "", tokenized: bool = False) -> Path:
-    """Return the SFT model folder: sft.init_from, run_dir/sft/model when complete, or a fresh SFT run saved there.
+            examples: Callable[..., Sequence[tuple[Any, ...]]], what: str = "", tokenized: bool = False,
+            name: str = "sft") -> Path:
+    """Return the SFT model folder: sft.init_from, run_dir/<name>/model when complete, or a fresh SFT run saved there.
 
     `examples()` gives (prompt, target) pairs (prompts as text or chat messages); with `tokenized`,
     `examples(tokenizer)` gives token ids as they are: (prompt ids, completion ids) or with a third
     element, the 0/1 mask of the completion tokens that are scored (shared.logprobs). It is only
-    called when SFT actually trains. With sft.steps 0 the base model is saved unchanged.
+    called when SFT actually trains. With sft.steps 0 the base model is saved unchanged. `name` lets a
+    recipe keep two SFT stages apart (the ladder app's plain SFT and retrieval-augmented SFT).
     """
     if sft.init_from:
         return Path(sft.init_from)
-    folder = run_dir / "sft" / "model"
+    folder = run_dir / name / "model"
     if is_complete(folder):
         return folder
     policy, tok = load_policy(model)
     if sft.steps > 0:
         data = list(examples(tok)) if tokenized else encode_sft(examples(), tok, max_length=sft.max_length)
         print(f"SFT: {sft.steps} steps on {len(data)} examples{' ' + what if what else ''}", flush=True)
-        train_stage(run_dir / "sft", trainer, sft.steps, seed, SFTModule(policy, lr=sft.lr),
+        train_stage(run_dir / name, trainer, sft.steps, seed, SFTModule(policy, lr=sft.lr),
                     make_loader(data, sft.batch_size, SFTCollator(tok.pad_token_id), seed=seed))
     return save_merged(policy, tok, folder)
 
@@ -94,28 +96,40 @@ def limit_pairs(pairs: list, max_pairs: int, seed: int) -> list:
 
 
 def fit_preference(policy, tok, records: Sequence[Pair] | Sequence[RankedList], pref: PreferenceArgs, model: ModelSpec,
-                   trainer: TrainerArgs, stage_dir: Path, seed: int, save_to: Path) -> Path:
-    """Train the policy on pairs or ranked lists with pref.loss against pref.reference; save it (adapter merged) to save_to."""
+                   trainer: TrainerArgs, stage_dir: Path, seed: int, save_to: Path, ordered: bool = False) -> Path:
+    """Train the policy on pairs or ranked lists with pref.loss against pref.reference; save it (adapter merged) to save_to.
+
+    With `ordered`, batches follow the records' order (a curriculum, shared.pairs.curriculum_order) instead of a
+    seeded shuffle; past the end the order repeats.
+    """
     reference = reference_for(pref.reference, model, policy)
     module = PreferenceModule(policy, reference, loss=pref.loss, loss_kwargs={"beta": pref.beta}, lr=pref.lr)
     if records and isinstance(records[0], RankedList):
         data, collate = encode_ranked_lists(records, tok, max_length=pref.max_length), RankedListCollator(tok.pad_token_id)
     else:
         data, collate = encode_pairs(records, tok, max_length=pref.max_length), PreferenceCollator(tok.pad_token_id)
-    train_stage(stage_dir, trainer, pref.steps, seed, module, make_loader(data, pref.batch_size, collate, seed=seed))
+    loader = make_loader(data, pref.batch_size, collate, seed=seed, shuffle=not ordered)
+    train_stage(stage_dir, trainer, pref.steps, seed, module, loader)
     return save_merged(policy, tok, save_to)
 
 
-def preference_round_fit(model: ModelSpec, pref: PreferenceArgs, trainer: TrainerArgs, start: Path):
-    """Return a shared.loop `fit` stage: each round trains from the previous round's model (round 1: `start`)."""
+def preference_round_fit(model: ModelSpec, pref: PreferenceArgs, trainer: TrainerArgs, start: Path, ordered: bool = False):
+    """Return a shared.loop `fit` stage: each round trains from the previous round's model (round 1: `start`).
+
+    With `ordered`, each round trains on its pairs in the order `build` returned them (a curriculum; a
+    pref.max_pairs draw keeps that order).
+    """
 
     def fit_round(round, pairs, schedule, init_checkpoint):
         trained = limit_pairs(list(pairs), pref.max_pairs, round.seed)  # pairs.jsonl keeps every pair built
+        if ordered and len(trained) < len(pairs):
+            kept = {id(p) for p in trained}
+            trained = [p for p in pairs if id(p) in kept]
         if len(trained) < len(pairs):
             print(f"round {round.index + 1}: training on {len(trained)} of {len(pairs)} pairs (pref.max_pairs)", flush=True)
         policy, tok = policy_at(model, start if init_checkpoint is None else init_checkpoint, round.seed, lora=True)
         return fit_preference(policy, tok, trained, pref, model, trainer, round.dir / "fit", round.seed,
-                              round.checkpoint_dir / "model")
+                              round.checkpoint_dir / "model", ordered=ordered)
 
     return fit_round
 
