@@ -92,6 +92,26 @@ def test_preference_round_fit_trains_from_the_previous_round(tmp_path, records, 
     assert any(not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters()))
 
 
+def test_ordered_preference_fit_keeps_the_curriculum_order(tmp_path, monkeypatch):
+    import shared.kit.stages as stages
+
+    encoded, seen = [], []
+    real_encode = stages.encode_pairs
+    monkeypatch.setattr(stages, "encode_pairs", lambda records, *a, **k: encoded.append(list(records)) or real_encode(records, *a, **k))
+    monkeypatch.setattr(stages, "train_stage", lambda d, t, steps, seed, module, loader: seen.append(
+        [len(encoded[-1][i].chosen) for i in loader.sampler]))
+    start = run_sft(tmp_path / "start", TINY, SFTArgs(steps=0), TRAINER, 0, list)
+    pairs = [Pair(prompt="q:", chosen=" " + "y" * n, rejected=" n") for n in (9, 7, 5, 3, 1)]
+    pref = PreferenceArgs(steps=1, batch_size=1, max_pairs=4)
+    for ordered in (True, False):
+        fit = preference_round_fit(TINY, pref, TRAINER, start, ordered=ordered)
+        rnd = Round(index=0, seed=3, dir=tmp_path / f"r{ordered}", schedule={}, checkpoint_dir=tmp_path / f"c{ordered}")
+        fit(rnd, pairs, {}, None)
+    kept, shuffled = seen
+    assert kept == sorted(kept, reverse=True) and len(kept) == 4  # the max_pairs draw keeps the order
+    assert sorted(shuffled) == sorted(kept) and shuffled != kept
+
+
 def test_limit_pairs_is_a_seeded_draw():
     pairs = list(range(10))
     assert limit_pairs(pairs, 0, 1) is pairs and limit_pairs(pairs, 20, 1) is pairs

@@ -32,6 +32,9 @@ class GraphDPOArgs(PreferenceArgs):
         edits: edited negatives per task (distinct edit kinds first; only edits that change behaviour).
         sampled: sampled programs that fail simulation (or do not parse) used as rejected, per task.
         curriculum: train easy to hard: pairs ordered by graph edit distance to the reference, largest first.
+
+    Each round trains one pass over at most steps x batch_size pairs (max_pairs 0 means that many): a seeded
+    draw that keeps the curriculum's order, so an ordered run covers easy to hard.
     """
 
     tasks: int = 48

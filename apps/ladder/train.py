@@ -20,7 +20,7 @@ final model is named in final_model.json; `python -m apps.ladder.eval --run RUN`
 from __future__ import annotations
 
 import random
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from apps.ladder.config import LadderConfig
@@ -133,7 +133,10 @@ def run_dpo(cfg: LadderConfig, start: Path, train: list[Task], heldout: list[Tas
     def evaluate(round, checkpoint):
         return quick_eval(cfg, checkpoint, heldout, heldout_refs, retriever, cfg.raft.k, round.seed)
 
-    fit = preference_round_fit(cfg.model, cfg.pref, cfg.trainer, start, ordered=cfg.pref.curriculum)
+    # One pass over at most steps x batch_size pairs (a seeded draw that keeps the curriculum's order), so an
+    # ordered run reaches the hardest pairs instead of stopping partway through the list.
+    pref = replace(cfg.pref, max_pairs=cfg.pref.max_pairs or cfg.pref.steps * cfg.pref.batch_size)
+    fit = preference_round_fit(cfg.model, pref, cfg.trainer, start, ordered=cfg.pref.curriculum)
     result = run_loop(RecipeFunctions(sample, score, build, fit, evaluate), cfg.run_dir / "dpo", cfg.pref.rounds,
                       schedule={"temperature": s.schedule(cfg.pref.rounds)}, seed=cfg.seed, initial_checkpoint=start,
                       config={"pref": {k: v for k, v in asdict(cfg.pref).items() if k != "rounds"},
