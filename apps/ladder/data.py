@@ -29,7 +29,8 @@ class DataArgs:
 
     Attributes:
         train: `embedded:train` or a JSONL file of training tasks (also the retrieval pool of RAFT).
-        heldout: `embedded:heldout` or a JSONL file of held-out tasks.
+        heldout: `embedded:heldout` (pattern combinations training never has), `embedded:seen` (new tasks of the
+            training combinations, none repeating a training task's instruction or program) or a JSONL file.
         train_size: embedded training tasks generated.
         heldout_size: embedded held-out tasks generated (their pattern combinations never occur in training).
         seed: seed of the embedded tasks.
@@ -123,9 +124,13 @@ def load_split(args: DataArgs, which: str) -> list[Task]:
     source, limit = (args.train, args.max_train) if which == "train" else (args.heldout, args.max_heldout)
     if source.startswith("embedded"):
         part = source.partition(":")[2] or which
-        if part not in ("train", "heldout"):
-            raise ValueError(f"data.{which}: '{source}' is not embedded:train or embedded:heldout")
+        if part not in ("train", "heldout", "seen"):
+            raise ValueError(f"data.{which}: '{source}' is not embedded:train, embedded:heldout or embedded:seen")
         tasks = generate(part, args.train_size if part == "train" else args.heldout_size, args.seed)
+        if part == "seen":  # training compositions, but never a task training has
+            train = generate("train", args.train_size, args.seed)
+            known = {t.instruction for t in train} | {t.program for t in train}
+            tasks = [t for t in tasks if t.instruction not in known and t.program not in known]
     else:
         tasks = load_tasks(source)
     return tasks[:limit] if limit else tasks

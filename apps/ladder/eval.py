@@ -3,15 +3,18 @@
     python -m apps.ladder.eval --run runs/ladder/raft_dpo                  # base, base k-shot, SFT, RAFT, RAFT+DPO
     python -m apps.ladder.eval --run runs/ladder/raft_dpo --tasks 50 --model other=runs/ladder/other
     python -m apps.ladder.eval --model sft=runs/ladder/raft_dpo/sft/model --k 0
+    python -m apps.ladder.eval --run runs/ladder/raft_dpo --heldout embedded:seen --out runs/ladder/raft_dpo/eval_seen
 
 With --run, the table has the base model (plain prompt and with the k retrieved examples RAFT
 uses, i.e. retrieval without fine-tuning), the run's plain SFT model, the RAFT model and the
 RAFT + DPO model, plus every --model (`NAME=SOURCE`, prompted with --k retrieved examples).
 Each model writes one program per held-out task greedily (decoding does not depend on the seed,
 so each model runs once); each program is scored (apps/ladder/score.py): parsed, exact match
-after canonicalisation, and equivalent under simulation (program-level accuracy), overall and
-per pattern composition. Intervals: bootstrap over tasks. Programs with their scores go to
---out/<model>/programs.jsonl; the table to --out/table.md (+ results.json, results.csv, a PNG per
+after canonicalisation, equivalent under simulation (program-level accuracy) and the share of
+the task's outputs that behave as the reference's (partial credit), the last also per pattern
+composition. Intervals: bootstrap over tasks. Programs with their scores go to
+--out/<model>/programs.jsonl (with generation.json: a rerun with the same model, tasks and settings
+scores them again instead of regenerating); the table to --out/table.md (+ results.json, results.csv, a PNG per
 metric); a drawing of the first generated programs of each fine-tuned model to --out/<model>/rungs.png.
 """
 
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from apps.ladder.config import LadderConfig
 
 PROG = "python -m apps.ladder.eval"
+SPLITS = {"embedded:heldout": ": pattern combinations training never has",
+          "embedded:seen": ": new tasks of the training combinations"}
 
 
 @dataclass
@@ -70,21 +75,32 @@ def write_programs(model, tokenizer, tasks: Sequence[Task], retriever, k: int, *
 
 
 def score_rows(tasks: Sequence[Task], texts: Sequence[str], refs: dict[str, Reference]) -> list[dict]:
-    """One row per task: id, composition, the program text and its parsed / exact / equivalent scores."""
+    """One row per task: id, composition, number of patterns, the program text and its parsed / exact / equivalent scores."""
     rows = []
     for t, text in zip(tasks, texts):
         s = score_program(text, refs[t.id])
-        rows.append({"id": t.id, "composition": composition(t), "program": text,
+        rows.append({"id": t.id, "composition": composition(t), "patterns": len(t.patterns), "program": text,
                      **{k: float(v) if isinstance(v, bool) else v for k, v in s.items()}})
     return rows
 
 
+MAX_COMPOSITION_COLUMNS = 10
+
+
 def metrics_for(compositions: Sequence[str]) -> list[Metric]:
-    """Parse rate, exact match and equivalence overall, then equivalence per composition."""
+    """Parse rate, exact match, equivalence and outputs correct overall, then outputs correct (the partial credit,
+    which separates models where whole programs rarely pass) per composition, or per number of composed
+    patterns when there are more than MAX_COMPOSITION_COLUMNS compositions. Per-composition equivalence is
+    in each model's programs.jsonl."""
     out = [Metric("parsed", "parse rate", field="parsed"), Metric("exact", "exact match", field="exact"),
-           Metric("equivalent", "sim. equivalent", field="equivalent")]
-    out += [Metric(f"equivalent/{c}", f"equiv. {c}", field="equivalent", where=("composition", c)) for c in compositions]
-    return out
+           Metric("equivalent", "sim. equivalent", field="equivalent"),
+           Metric("outputs", "outputs correct", field="outputs")]
+    if len(compositions) > MAX_COMPOSITION_COLUMNS:
+        sizes = sorted({c.count("+") + 1 for c in compositions})
+        return out + [Metric(f"outputs/{n}_patterns", f"outputs, {n} pattern{'s' * (n > 1)}", field="outputs",
+                             where=("patterns", n)) for n in sizes]
+    return out + [Metric(f"outputs/{c}", f"outputs, {c}", field="outputs", where=("composition", c))
+                  for c in compositions]
 
 
 def summary(rows: list[dict]) -> dict[str, float]:
@@ -108,6 +124,31 @@ def draw_programs(rows: list[dict], path: Path, count: int) -> None:
                 break
     if rungs:
         render_rungs(Program(tuple(rungs)), path, title=f"first generated programs ({path.parent.name})")
+
+
+def generation_record(source: str, k: int, cfg: "LadderConfig", tasks: Sequence[Task]) -> dict:
+    """What a model's programs depend on: the model (path and the newest file time of its folder), k, the length
+    limit and the tasks. Equal records mean the saved programs can be scored again instead of regenerated."""
+    folder = Path(source)
+    stamp = max((f.stat().st_mtime_ns for f in folder.rglob("*") if f.is_file()), default=0) if folder.is_dir() else 0
+    return {"source": str(source), "model_mtime_ns": stamp, "k": k, "max_new_tokens": cfg.eval.max_new_tokens,
+            "heldout": cfg.data.heldout, "seed": cfg.data.seed, "tasks": [t.id for t in tasks]}
+
+
+def reuse_programs(folder: Path, made: dict) -> list[str] | None:
+    """The programs saved in folder/programs.jsonl when folder/generation.json equals `made`, else None."""
+    import json
+
+    try:
+        if json.loads((folder / "generation.json").read_text()) != made:
+            return None
+        rows = [json.loads(line) for line in (folder / "programs.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    if [r.get("id") for r in rows] != made["tasks"] or not all(isinstance(r.get("program"), str) for r in rows):
+        return None
+    print(f"{folder.name}: scoring the saved programs again (same model, tasks and settings)", flush=True)
+    return [r["program"] for r in rows]
 
 
 def run_models(cfg: "LadderConfig", run: Path | None) -> dict[str, tuple[str, int]]:
@@ -136,12 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     from shared.kit import eval_parser, fail, named
     from shared.kit.stages import set_threads
     from shared.models import load_policy, resolve_model
+    from shared.atomic import write_json
     from shared.records import write_jsonl
 
     parser = eval_parser(PROG, __doc__, run=False)
     parser.add_argument("--run", type=Path, help="a training run folder: its base, SFT, RAFT and RAFT+DPO models and data")
     parser.add_argument("--tasks", type=int, help="held-out tasks (default: eval.tasks, else data.max_heldout, 0: all)")
     parser.add_argument("--k", type=int, help="retrieved examples in the prompts of --model models (default: raft.k)")
+    parser.add_argument("--heldout", help="held-out tasks: embedded:heldout (unseen pattern combinations), embedded:seen "
+                                          "(new tasks of the training combinations) or a JSONL file (default: data.heldout)")
     args = parser.parse_args(argv)
     try:
         cfg = load_yaml(LadderConfig, args.run / "config.yaml") if args.run else LadderConfig()
@@ -150,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         models.update({name: (source, k) for name, source in (named(m) for m in args.model)})
         if not models:
             raise ValueError("nothing to evaluate: give --run or --model NAME=SOURCE")
+        if args.heldout:
+            cfg.data.heldout = args.heldout
         limit = args.tasks if args.tasks is not None else cfg.eval.tasks
         tasks = load_split(cfg.data, "heldout")
         tasks = tasks[:limit] if limit else tasks
@@ -163,12 +209,16 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = args.out or ((args.run / "eval") if args.run else Path("runs/ladder/eval"))
     comps = sorted({composition(t) for t in tasks})
 
-    def score(name: str, _source, seed: int) -> list[dict]:
-        model, tok = load_policy(resolved[name])
-        texts = write_programs(model, tok, tasks, retriever, models[name][1], max_new_tokens=cfg.eval.max_new_tokens,
-                               batch_size=cfg.eval.batch_size, seed=seed)
+    def score(name: str, source, seed: int) -> list[dict]:
+        made = generation_record(source, models[name][1], cfg, tasks)
+        texts = reuse_programs(out_dir / name, made)
+        if texts is None:
+            model, tok = load_policy(resolved[name])
+            texts = write_programs(model, tok, tasks, retriever, models[name][1], max_new_tokens=cfg.eval.max_new_tokens,
+                                   batch_size=cfg.eval.batch_size, seed=seed)
         rows = score_rows(tasks, texts, refs)
         write_jsonl(out_dir / name / "programs.jsonl", rows)
+        write_json(out_dir / name / "generation.json", made)
         if name != "base" and not name.startswith("base ") and cfg.eval.draw:
             draw_programs(rows, out_dir / name / "rungs.png", cfg.eval.draw)
         print(f"{name}: " + " ".join(f"{k} {v:.3f}" for k, v in summary(rows).items()), flush=True)
@@ -178,9 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     evaluate_models({n: s for n, (s, _) in models.items()}, score, metrics_for(comps),
                     seeds=[(args.seeds or cfg.eval.seeds)[0]], out_dir=out_dir,
                     resamples=args.resamples or cfg.eval.resamples, level=level,
-                    caption=f"{len(tasks)} held-out tasks ({cfg.data.heldout}; pattern combinations unseen in "
-                            f"training), greedy programs; equivalence by PLC simulation; {level:.0%} bootstrap "
-                            f"intervals over tasks.",
+                    caption=f"{len(tasks)} held-out tasks ({cfg.data.heldout}{SPLITS.get(cfg.data.heldout, '')}), greedy "
+                            f"programs; equivalence by PLC simulation; {level:.0%} bootstrap intervals over tasks.",
                     headline="equivalent",
                     settings={"tasks": len(tasks), "models": {n: {"source": s, "k": kk} for n, (s, kk) in models.items()}})
 

@@ -6,6 +6,7 @@
   with the reference's after every scan of every test sequence (apps/ladder/simulate.py), so a
   program drawn differently (other rung order, De Morgan, a different but equivalent structure)
   counts when it behaves the same.
+- outputs: partial credit (ours): the share of the task's outputs whose every value agrees.
 A score never raises on model output: whatever the text is, it is scored (invalid at worst).
 """
 
@@ -15,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from apps.ladder.program import Program, canonical_text, try_parse
-from apps.ladder.simulate import Behaviour, behaviour, first_difference, input_sequences
+from apps.ladder.simulate import Behaviour, behaviour, first_difference, input_sequences, outputs_matching
 from apps.ladder.tasks import Task
 
 _FENCE = re.compile(r"```[a-zA-Z]*\n(.*?)(?:```|$)", re.DOTALL)
@@ -52,14 +53,22 @@ class Reference:
 
     def behaves_like(self, program: Program) -> tuple[bool, str]:
         """(equivalent, where the outputs first differ)."""
-        diff = first_difference(self.behaviour, behaviour(program, self.sequences, self.outputs))
-        return not diff, diff
+        return self.compare(program)[:2]
+
+    def compare(self, program: Program) -> tuple[bool, str, float]:
+        """(equivalent, where the outputs first differ, share of the outputs that behave as the reference's)."""
+        other = behaviour(program, self.sequences, self.outputs)
+        diff = first_difference(self.behaviour, other)
+        return not diff, diff, outputs_matching(self.behaviour, other)
 
 
 def score_program(text: str, ref: Reference) -> dict:
-    """parsed / exact / equivalent (booleans) with the parse failure or first behavioural difference as `reason`."""
+    """parsed / exact / equivalent (booleans), `outputs` (the share of the task's outputs that behave as the
+    reference's: partial credit, 0 when the text does not parse) and the parse failure or first behavioural
+    difference as `reason`."""
     program, reason = try_parse(extract_program(text))
     if program is None:
-        return {"parsed": False, "exact": False, "equivalent": False, "reason": reason}
-    same, diff = ref.behaves_like(program)
-    return {"parsed": True, "exact": canonical_text(program) == ref.canonical, "equivalent": same, "reason": diff}
+        return {"parsed": False, "exact": False, "equivalent": False, "outputs": 0.0, "reason": reason}
+    same, diff, share = ref.compare(program)
+    return {"parsed": True, "exact": canonical_text(program) == ref.canonical, "equivalent": same,
+            "outputs": share, "reason": diff}

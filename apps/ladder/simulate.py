@@ -206,3 +206,12 @@ def first_difference(a: Behaviour, b: Behaviour) -> str:
                 o = next(i for i, (x, y) in enumerate(zip(va, vb)) if x != y)
                 return f"sequence {k}, scan {t}: {a.outputs[o]} is {va[o]} vs {vb[o]}"
     return ""
+
+
+def outputs_matching(a: Behaviour, b: Behaviour) -> float:
+    """Share of a's outputs whose value agrees with b's after every scan of every sequence (b: same sequences)."""
+    if not a.outputs:
+        return 1.0
+    same = [all(sa[k] == sb[k] for ta, tb in zip(a.traces, b.traces) for sa, sb in zip(ta, tb))
+            for k in range(len(a.outputs))]
+    return sum(same) / len(same)

@@ -10,7 +10,8 @@ the variable table to write the right names.
 
 Held-out split by composition: the two-family combinations in `HELDOUT_PAIRS` never occur in
 training, so held-out programs combine patterns in ways the model has not seen (every family
-alone and in other combinations is in training).
+alone and in other combinations is in training). The `seen` split is the in-distribution check:
+new tasks of the training compositions, none repeating a training task.
 """
 
 from __future__ import annotations
@@ -316,16 +317,21 @@ def _blocks_in(rung):
 
 
 def compositions(split: str) -> list[tuple[str, ...]]:
-    """The family combinations of a split: train = every family alone and every pair not held out; heldout = HELDOUT_PAIRS."""
+    """The family combinations of a split: train (and seen) = every family alone and every pair not held out;
+    heldout = HELDOUT_PAIRS."""
     if split == "heldout":
         return list(HELDOUT_PAIRS)
     return [(f,) for f in FAMILIES] + [p for p in _ALL_PAIRS if p not in HELDOUT_PAIRS]
 
 
 def generate(split: str, count: int, seed: int = 0) -> list[Task]:
-    """`count` tasks of a split, cycling through its compositions (both orders of a pair), deterministic in seed."""
-    if split not in ("train", "heldout"):
-        raise ValueError(f"unknown split {split!r} (train or heldout)")
+    """`count` tasks of a split, cycling through its compositions (both orders of a pair), deterministic in seed.
+
+    `seen` draws training compositions from another random stream: new tasks of the kinds training has
+    (`data.load_split` drops any that repeat a training task's instruction or program).
+    """
+    if split not in ("train", "heldout", "seen"):
+        raise ValueError(f"unknown split {split!r} (train, heldout or seen)")
     rng = random.Random(f"ladder:{split}:{seed}")
     combos = compositions(split)
     out = []

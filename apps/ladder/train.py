@@ -114,7 +114,7 @@ def run_dpo(cfg: LadderConfig, start: Path, train: list[Task], heldout: list[Tas
         for c in candidates:
             sc = score_program(c.output, refs[c.prompt_id])
             out.append(Candidate(c.prompt_id, c.prompt, c.output,
-                                 {k: float(sc[k]) for k in ("parsed", "exact", "equivalent")},
+                                 {k: float(sc[k]) for k in ("parsed", "exact", "equivalent", "outputs")},
                                  {**c.metadata, "reason": sc["reason"]}))
         return out
 

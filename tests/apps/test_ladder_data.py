@@ -10,7 +10,7 @@ import pytest
 
 from apps.ladder.data import DataArgs, load_split, load_tasks, task_record
 from apps.ladder.negatives import EDIT_KINDS, _apply, edited_negatives
-from apps.ladder.program import parse_program
+from apps.ladder.program import canonical, parse_program
 from apps.ladder.prompts import describe, task_prompt
 from apps.ladder.retrieval import ExampleRetriever
 from apps.ladder.score import Reference, extract_program, score_program
@@ -70,7 +70,7 @@ def test_missing_or_empty_files(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(ValueError, match="no task"):
         load_tasks(tmp_path / "empty.jsonl")
-    with pytest.raises(ValueError, match="embedded:train or embedded:heldout"):
+    with pytest.raises(ValueError, match="embedded:train, embedded:heldout or embedded:seen"):
         load_split(DataArgs(train="embedded:test"), "train")
 
 
@@ -94,7 +94,8 @@ def test_retrieval_never_returns_the_task_itself_and_finds_its_families():
 def test_scores_of_model_output():
     (task,) = generate("heldout", 1, seed=0)
     ref = Reference.of(task)
-    assert score_program(task.program, ref) == {"parsed": True, "exact": True, "equivalent": True, "reason": ""}
+    assert score_program(task.program, ref) == {"parsed": True, "exact": True, "equivalent": True, "outputs": 1.0,
+                                                "reason": ""}
     fenced = f"Here it is:\n```\n{task.program}\n```\nDone."
     assert extract_program(fenced) == task.program and score_program(fenced, ref)["exact"]
     reordered = "\n".join(reversed(task.program.splitlines()))
@@ -104,6 +105,10 @@ def test_scores_of_model_output():
         s = score_program(garbage, ref)
         assert s["equivalent"] in (False, True) and isinstance(s["reason"], str)
     assert not score_program("NO(Nothing) OUT(Else)", ref)["equivalent"]
+    # partial credit: the first rung alone gets the outputs it writes right (and none of the others)
+    first = task.program.splitlines()[0]
+    s = score_program(first, ref)
+    assert not s["equivalent"] and 0 < s["outputs"] < 1
 
 
 def test_every_edit_kind_applies_and_kept_negatives_change_behaviour():
@@ -131,3 +136,29 @@ def test_edits_that_change_nothing_observable_are_dropped():
     assert _apply("drop_contact", ref.program, ref, random.Random(0)) is not None
     assert edited_negatives(ref, random.Random(0), 5, kinds=("drop_contact",), tries=20) == []
     assert edited_negatives(ref, random.Random(0), 1, kinds=("contact_type",), tries=20)
+
+
+def test_a_task_can_name_a_plcopen_file_for_its_program(tmp_path):
+    from apps.ladder.plcopen import to_plcopen
+
+    task = generate("train", 3, seed=5)[2]
+    (tmp_path / "xml").mkdir()
+    (tmp_path / "xml" / "p.xml").write_bytes(to_plcopen(task.parsed()))
+    path = _write(tmp_path / "tasks.jsonl", [{"instruction": task.instruction, "plcopen": "xml/p.xml"}])
+    (loaded,) = load_tasks(path)
+    assert canonical(parse_program(loaded.program)) == canonical(task.parsed())
+    assert Reference.of(loaded).behaves_like(task.parsed())[0]
+    (tmp_path / "xml" / "bad.xml").write_text("<project><oops")
+    bad = _write(tmp_path / "bad.jsonl", [{"instruction": "x", "plcopen": "xml/bad.xml"}])
+    with pytest.raises(ValueError, match=rf"{bad}:1: plcopen: .*bad.xml"):
+        load_tasks(bad)
+
+
+def test_the_seen_split_has_training_compositions_but_no_training_task():
+    args = DataArgs(train_size=300, heldout_size=120, heldout="embedded:seen")
+    train, seen = load_split(args, "train"), load_split(args, "heldout")
+    assert 100 <= len(seen) <= 120
+    train_combos = {tuple(sorted(t.families)) for t in train}
+    assert {tuple(sorted(t.families)) for t in seen} <= train_combos
+    known = {t.instruction for t in train} | {t.program for t in train}
+    assert not any(t.instruction in known or t.program in known for t in seen)
