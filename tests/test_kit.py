@@ -116,6 +116,10 @@ def test_limit_pairs_is_a_seeded_draw():
     pairs = list(range(10))
     assert limit_pairs(pairs, 0, 1) is pairs and limit_pairs(pairs, 20, 1) is pairs
     assert limit_pairs(pairs, 3, 1) == limit_pairs(pairs, 3, 1) and len(set(limit_pairs(pairs, 3, 1))) == 3
+    import random
+
+    assert limit_pairs(pairs, 3, 1) == random.Random(1).sample(pairs, 3)  # the draw runs already made
+    assert limit_pairs(pairs, 3, 1, keep_order=True) == sorted(limit_pairs(pairs, 3, 1))
 
 
 class LongerIsBetter(RewardFunction):

@@ -88,10 +88,14 @@ def run_sft(run_dir: Path, model: ModelSpec, sft: SFTArgs, trainer: TrainerArgs,
     return save_merged(policy, tok, folder)
 
 
-def limit_pairs(pairs: list, max_pairs: int, seed: int) -> list:
-    """Return at most max_pairs of the pairs (a seeded draw; all when max_pairs is 0 or there are fewer)."""
+def limit_pairs(pairs: list, max_pairs: int, seed: int, keep_order: bool = False) -> list:
+    """Return at most max_pairs of the pairs (a seeded draw; all when max_pairs is 0 or there are fewer).
+
+    With `keep_order` the drawn pairs keep their order in `pairs` (the same draw, sorted by position).
+    """
     if max_pairs and len(pairs) > max_pairs:
-        return random.Random(seed).sample(pairs, max_pairs)
+        drawn = random.Random(seed).sample(range(len(pairs)), max_pairs)  # the same draw as sampling pairs
+        return [pairs[i] for i in (sorted(drawn) if keep_order else drawn)]
     return pairs
 
 
@@ -121,10 +125,7 @@ def preference_round_fit(model: ModelSpec, pref: PreferenceArgs, trainer: Traine
     """
 
     def fit_round(round, pairs, schedule, init_checkpoint):
-        trained = limit_pairs(list(pairs), pref.max_pairs, round.seed)  # pairs.jsonl keeps every pair built
-        if ordered and len(trained) < len(pairs):
-            kept = {id(p) for p in trained}
-            trained = [p for p in pairs if id(p) in kept]
+        trained = limit_pairs(list(pairs), pref.max_pairs, round.seed, keep_order=ordered)  # pairs.jsonl keeps all
         if len(trained) < len(pairs):
             print(f"round {round.index + 1}: training on {len(trained)} of {len(pairs)} pairs (pref.max_pairs)", flush=True)
         policy, tok = policy_at(model, start if init_checkpoint is None else init_checkpoint, round.seed, lora=True)
