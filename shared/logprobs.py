@@ -4,6 +4,12 @@ A batch holds (prompt_ids, completion_ids) sequences. Only positions that predic
 token are pushed through the LM head: the (tokens, vocab) logits exist for completion tokens
 alone, never the full (batch, time, vocab) tensor.
 
+Encoder-decoder models (transformers' `is_encoder_decoder`: T5, Marian, NLLB-MoE) take a
+seq2seq batch (`collate_seq2seq`): the prompt is the encoder input and the completion the decoder's
+target; there the full decoder logits are computed (completions are short). A mixture-of-experts
+model's load-balancing loss (`router_aux_loss_coef` times its aux losses) comes back as
+`SequenceLogps.aux_loss` while gradients are on, for a training module to add.
+
 Packing: sequences are bin-packed into rows (by default no longer than the longest sequence),
 each row a concatenation with position ids restarting at 0 for each sequence and no attention
 mask; transformers then builds a block-diagonal causal mask (sdpa and eager attention;
@@ -45,6 +51,7 @@ class SequenceLogps:
 
     logps: Tensor
     lengths: Tensor
+    aux_loss: Tensor | None = None  # a mixture-of-experts model's weighted load-balancing loss (seq2seq batches)
 
     def average(self) -> Tensor:
         """Return length-normalised log-probs logps / lengths."""
@@ -64,6 +71,35 @@ def collate_padded(examples: Sequence[Example], pad_id: int) -> dict[str, Tensor
         attention[row, :n] = 1
         completion[row, n_p:n] = _scored(example)
     return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
+
+
+def collate_seq2seq(examples: Sequence[Example], pad_id: int, decoder_start_id: int) -> dict[str, Tensor]:
+    """Return an encoder-decoder batch: prompts as encoder input, completions as decoder targets.
+
+    Keys: input_ids and attention_mask (batch, prompt time), right-padded; decoder_input_ids (the
+    completion shifted right behind `decoder_start_id`), decoder_attention_mask, decoder_targets and
+    completion_mask (batch, completion time); completion_mask is 0 on padding and on unscored tokens.
+    """
+    enc_width = max(max(len(e[0]) for e in examples), 1)
+    dec_width = max(max(len(e[1]) for e in examples), 1)
+    ids = torch.full((len(examples), enc_width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(examples), enc_width), dtype=torch.long)
+    dec_in = torch.full((len(examples), dec_width), pad_id, dtype=torch.long)
+    targets = torch.full((len(examples), dec_width), pad_id, dtype=torch.long)
+    dec_attention = torch.zeros((len(examples), dec_width), dtype=torch.long)
+    completion = torch.zeros((len(examples), dec_width), dtype=torch.long)
+    for row, example in enumerate(examples):
+        prompt, comp = list(example[0]), list(example[1])
+        ids[row, :len(prompt)] = torch.tensor(prompt, dtype=torch.long)
+        attention[row, :len(prompt)] = 1
+        n = len(comp)
+        if n:
+            targets[row, :n] = torch.tensor(comp, dtype=torch.long)
+            dec_in[row, :n] = torch.tensor([decoder_start_id, *comp[:-1]], dtype=torch.long)
+            dec_attention[row, :n] = 1
+            completion[row, :n] = _scored(example)
+    return {"input_ids": ids, "attention_mask": attention, "decoder_input_ids": dec_in,
+            "decoder_attention_mask": dec_attention, "decoder_targets": targets, "completion_mask": completion}
 
 
 def pack_rows(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
@@ -213,15 +249,46 @@ def last_token_positions(batch: dict[str, Tensor]) -> Tensor:
     return torch.full((num,), -1, dtype=torch.long, device=at.device).scatter_reduce(0, owner, at, reduce="amax")
 
 
-def _completion_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int]:
-    """Return (log-prob of each completion token, its sequence index, number of sequences), in order."""
+def _router_aux_loss(model: torch.nn.Module, out) -> Tensor | None:
+    """Return coef * load-balancing loss of a mixture-of-experts output (None when the model has none)."""
+    coef = getattr(model.config, "router_aux_loss_coef", 0.0)
+    aux = getattr(out, "aux_loss", None)
+    if aux is None:
+        parts = [x for x in (getattr(out, "encoder_aux_loss", None), getattr(out, "decoder_aux_loss", None))
+                 if isinstance(x, Tensor)]
+        aux = sum(parts) if parts else None
+    return None if aux is None or not coef else coef * aux
+
+
+def _seq2seq_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int, Tensor | None]:
+    """Score a collate_seq2seq batch: the encoder reads the prompt, the decoder is teacher-forced on the completion."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    scored = batch["completion_mask"].bool()
+    kwargs = {}
+    if torch.is_grad_enabled() and getattr(base.config, "router_aux_loss_coef", 0.0):
+        # transformers' MoE seq2seq models compute their load-balancing loss only when given labels
+        kwargs = {"output_router_logits": True,
+                  "labels": batch["decoder_targets"].masked_fill(~batch["decoder_attention_mask"].bool(), -100)}
+    out = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+               decoder_input_ids=batch["decoder_input_ids"], decoder_attention_mask=batch["decoder_attention_mask"],
+               use_cache=False, **kwargs)
+    logits = out.logits[scored].float()
+    token_logps = -F.cross_entropy(logits, batch["decoder_targets"][scored], reduction="none")
+    owner = torch.arange(scored.size(0), device=scored.device)[:, None].expand_as(scored)[scored]
+    return token_logps, owner, scored.size(0), _router_aux_loss(base, out) if kwargs else None
+
+
+def _completion_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int, Tensor | None]:
+    """Return (log-prob of each completion token, its sequence index, number of sequences, MoE aux loss or None)."""
+    if "decoder_input_ids" in batch:
+        return _seq2seq_token_logps(model, batch)
     backbone, head = _backbone_and_head(model)
     input_ids = batch["input_ids"]
     hidden = hidden_states(backbone, batch, _compute_dtype(head.weight))
     if "score_from" in batch:  # shared-prefix layout: explicit predictor positions
         logits = head(hidden.reshape(-1, hidden.size(-1))[batch["score_from"]]).float()
         token_logps = -F.cross_entropy(logits, batch["score_target"], reduction="none")
-        return token_logps, batch["score_owner"], int(batch["num_sequences"])
+        return token_logps, batch["score_owner"], int(batch["num_sequences"]), None
     packed = "segment_ids" in batch
     if packed:
         segments = batch["segment_ids"]
@@ -235,7 +302,7 @@ def _completion_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) ->
     scored = batch["completion_mask"][:, 1:].bool() & same_sequence
     logits = head(hidden[:, :-1][scored]).float()  # (completion tokens, vocab) only
     token_logps = -F.cross_entropy(logits, input_ids[:, 1:][scored], reduction="none")
-    return token_logps, owner[scored], num_sequences
+    return token_logps, owner[scored], num_sequences, None
 
 
 def sequence_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> SequenceLogps:
@@ -244,15 +311,15 @@ def sequence_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> Sequence
     Sequences are numbered in batch order (packed: by segment id). A completion token is scored
     from the previous position of the same sequence only.
     """
-    token_logps, index, num_sequences = _completion_token_logps(model, batch)
+    token_logps, index, num_sequences, aux_loss = _completion_token_logps(model, batch)
     sums = torch.zeros(num_sequences, dtype=token_logps.dtype, device=token_logps.device).index_add(0, index, token_logps)
     lengths = torch.bincount(index, minlength=num_sequences)
-    return SequenceLogps(sums, lengths)
+    return SequenceLogps(sums, lengths, aux_loss)
 
 
 def token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Return (per-token completion log-probs, mask), both (num_sequences, longest completion), left-aligned."""
-    values, index, num_sequences = _completion_token_logps(model, batch)
+    values, index, num_sequences, _ = _completion_token_logps(model, batch)
     order = torch.argsort(index, stable=True)  # packed rows hold sequences out of example order
     values, index = values[order], index[order]
     lengths = torch.bincount(index, minlength=num_sequences)

@@ -12,7 +12,7 @@ from shared.modules.data import (
     encode_ranked_lists,
 )
 from shared.modules.preference import PreferenceModule
-from shared.modules.reward_model import RewardModel, RewardModelModule
+from shared.modules.reward_model import RewardModel, RewardModelModule, SignalRewardModule
 from shared.modules.sft import SFTCollator, SFTModule, encode_sft
 from shared.modules.reference import (
     AdapterDisabledReference,
@@ -37,6 +37,7 @@ __all__ = [
     "GroupRLModule",
     "RewardModel",
     "RewardModelModule",
+    "SignalRewardModule",
     "SFTCollator",
     "SFTModule",
     "encode_sft",

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from shared.logprobs import collate_packed, collate_padded, collate_shared_prefix
+from shared.logprobs import collate_packed, collate_padded, collate_seq2seq, collate_shared_prefix
 from shared.records import Pair, RankedList
 
 
@@ -83,15 +83,20 @@ class PreferenceCollator:
     4D mask; the mask costs rows x T^2, and flash-attention cannot take it); "packed" puts chosen
     and rejected in separate packed sequences (no padding, works with flash-attention's varlen
     path); "padded" is the plain right-padded batch; "auto" (default) is shared_prefix while
-    blocks stay within `shared_prefix_max_tokens`, else packed.
+    blocks stay within `shared_prefix_max_tokens`, else packed. With `decoder_start_id` (an
+    encoder-decoder policy) the layout is "seq2seq": prompts feed the encoder, completions the decoder.
     """
 
-    def __init__(self, pad_id: int, layout: str = "auto", shared_prefix_max_tokens: int = 1024):
+    def __init__(self, pad_id: int, layout: str = "auto", shared_prefix_max_tokens: int = 1024,
+                 decoder_start_id: int | None = None):
         if layout not in LAYOUTS:
             raise ValueError(f"PreferenceCollator: layout '{layout}' is not one of {', '.join(LAYOUTS)}")
         self.pad_id, self.layout, self.shared_prefix_max_tokens = pad_id, layout, shared_prefix_max_tokens
+        self.decoder_start_id = decoder_start_id
 
     def _layout(self, items: Sequence[EncodedPair]) -> str:
+        if self.decoder_start_id is not None:
+            return "seq2seq"
         if any(i.chosen_scored is not None or i.rejected_scored is not None for i in items):
             return "padded" if self.layout == "padded" else "packed"  # shared_prefix scores every completion token
         if self.layout != "auto":
@@ -103,7 +108,9 @@ class PreferenceCollator:
         layout = self._layout(items)
         sequences = ([(i.prompt, i.chosen, i.chosen_scored) for i in items]
                      + [(i.prompt, i.rejected, i.rejected_scored) for i in items])
-        if layout == "shared_prefix":
+        if layout == "seq2seq":
+            batch = collate_seq2seq(sequences, self.pad_id, self.decoder_start_id)
+        elif layout == "shared_prefix":
             batch = collate_shared_prefix([(i.prompt, i.chosen, i.rejected) for i in items], pad_id=self.pad_id)
         elif layout == "packed":
             batch = collate_packed(sequences, pad_id=self.pad_id)

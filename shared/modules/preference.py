@@ -46,11 +46,13 @@ class PreferenceModule(StepModule):
         if rpo_alpha and self.loss_spec.family not in ("pairwise", "strength"):
             raise ValueError(f"rpo_alpha: the chosen NLL term needs pairs; loss '{loss}' is {self.loss_spec.family}")
         self.lr, self.weight_decay, self.rpo_alpha = lr, weight_decay, rpo_alpha
+        self.last_aux_loss: Tensor | None = None
         self.save_hyperparameters(ignore=["policy", "reference"])
 
     def terms(self, batch: dict[str, Tensor]) -> PairTerms | ListTerms:
         """Return the loss terms of a batch: policy and reference log-probs, lengths, chosen NLL."""
         scored = sequence_logps(self.policy, batch)
+        self.last_aux_loss = scored.aux_loss
         ref = None if self.reference is None else self.reference.logps(self.policy, batch)
         if "list_index" in batch:
             if ref is None:
@@ -83,6 +85,9 @@ class PreferenceModule(StepModule):
         if self.rpo_alpha:  # RPO (Pang et al. 2024), TRL's rpo_alpha: + alpha * token-mean NLL of the chosen
             loss = loss + self.rpo_alpha * terms.chosen_nll.mean()
             metrics["nll/chosen"] = terms.chosen_nll.detach().mean()
+        if self.last_aux_loss is not None:  # a mixture-of-experts policy's load-balancing loss
+            loss = loss + self.last_aux_loss
+            metrics["aux_loss"] = self.last_aux_loss.detach()
         metrics["loss"] = loss.detach()
         if out.chosen_rewards is not None:
             metrics.update({
