@@ -72,16 +72,10 @@ class ItemTokens:
         return [BOS], [self.token[i] for i in list(sequence)[-max_history:]]
 
     def tokenizer(self):
-        """A WordLevel tokenizer whose tokens are item_<id> (so the saved folder is a plain save_pretrained one)."""
-        from tokenizers import Tokenizer, models, pre_tokenizers
-        from transformers import PreTrainedTokenizerFast
+        """A word-level tokenizer whose tokens are item_<id> (so the saved folder is a plain save_pretrained one)."""
+        from shared.models import word_level_tokenizer
 
-        vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>"])}
-        vocab.update({f"item_{item}": token for item, token in self.token.items()})
-        raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-        raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        return PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                       unk_token="<unk>")
+        return word_level_tokenizer(["<pad>", "<s>", "</s>", "<unk>", *(f"item_{item}" for item in self.items)])
 
     @torch.no_grad()
     def rank(self, model, histories: Sequence[Sequence[str]], k: int, max_history: int,

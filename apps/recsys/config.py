@@ -23,12 +23,15 @@ class IdArgs:
         collisions: extra_level (colliding items get a 4th token, MiniOneRec's choice) or reassign
             (a colliding item moves to the nearest free last-level code under its prefix).
         iterations: k-means iterations per level.
+        init_from: a semantic_ids.json to use instead (another run's ids/semantic_ids.json: needed with sft.init_from,
+            whose model speaks that run's IDs).
     """
 
     embeddings: str = "collaborative"
     codebook: list[int] = field(default_factory=lambda: [32, 32, 32])
     collisions: str = "extra_level"
     iterations: int = 20
+    init_from: str = ""
 
 
 @dataclass

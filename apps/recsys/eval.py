@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         return sorted(random.Random(seed).sample(test_users, limit)) if limit and limit < len(test_users) else test_users
 
     def session_columns(u: str, history: list[str], sessions: list[list[str]]) -> dict:
-        per = [scorer.session_signals(history, s) for s in sessions]
+        per = [scorer.session_signals(history, s, u) for s in sessions]
         row = {}
         for s in SIGNALS:
             row[f"rm_{s}_mean"] = float(np.mean([p[s] for p in per]))

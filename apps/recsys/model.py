@@ -126,14 +126,10 @@ class SessionVocab:
         return " ".join(self.tokens[int(t)] for t in ids if int(t) >= len(SPECIALS))
 
     def tokenizer(self):
-        """A transformers tokenizer over this vocabulary (WordLevel, whitespace-split), for save_pretrained."""
-        from tokenizers import Tokenizer, models, pre_tokenizers
-        from transformers import PreTrainedTokenizerFast
+        """A transformers tokenizer over this vocabulary (word-level), for save_pretrained."""
+        from shared.models import word_level_tokenizer
 
-        raw = Tokenizer(models.WordLevel({t: i for i, t in enumerate(self.tokens)}, unk_token="<unk>"))
-        raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        return PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                       unk_token="<unk>")
+        return word_level_tokenizer(self.tokens)
 
 
 def build_generator(args: ModelArgs, vocab_size: int, max_positions: int):

@@ -2,7 +2,9 @@
 impressions, and the session reward IPA ranks beam-searched sessions by.
 
 Architecture: item embeddings; the user is an attention-pooled summary of their history's embeddings
-(recent items first-class through a learned position embedding); a shared layer reads
+(recency through a learned position embedding) plus, with `user_embeddings`, a learned vector per
+known user (OneRec's reward model reads user features; an unknown user gets a shared vector); a
+shared layer reads
 [u, v, u * v, v_pop] and one small MLP tower per signal gives that signal's logit. Training goes
 through the core's SignalRewardModule (BCE per tower, shared.modules). Here the impressions come
 from the user simulator, so each tower's AUC against the logged labels and its correlation with the
@@ -38,22 +40,26 @@ class RewardArgs:
         batch_size: impressions per step.
         lr: AdamW learning rate.
         weights: per-signal weights of the session reward (empty: equal).
+        user_embeddings: also learn a vector per training user (measured worse on the embedded data: it overfits
+            the impressions a user has; docs/apps/recsys.md).
     """
 
     dim: int = 64
     max_history: int = 50
-    impressions_per_user: int = 60
-    steps: int = 1500
+    impressions_per_user: int = 200
+    steps: int = 3000
     batch_size: int = 256
     lr: float = 3e-3
     weights: list[float] = field(default_factory=list)
+    user_embeddings: bool = False
 
 
 class RewardTowers(nn.Module):
     """Logits (batch, signals) of each engagement signal for (history, item) rows."""
 
-    def __init__(self, num_items: int, signals: Sequence[str], dim: int = 64, max_history: int = 50):
+    def __init__(self, num_items: int, signals: Sequence[str], dim: int = 64, max_history: int = 50, num_users: int = 0):
         super().__init__()
+        self.users = nn.Embedding(num_users + 1, dim) if num_users else None  # row 0: any unknown user
         self.signals, self.max_history = tuple(signals), max_history
         self.items = nn.Embedding(num_items + 1, dim, padding_idx=0)  # index 0 pads histories
         self.positions = nn.Embedding(max_history, dim)
@@ -68,6 +74,8 @@ class RewardTowers(nn.Module):
         h = self.items(history) + self.positions(torch.arange(history.size(1), device=history.device))[None]
         weights = self.attend(h).squeeze(-1).masked_fill(~mask, -1e9).softmax(-1) * mask.any(1, keepdim=True)
         user = (weights[..., None] * h).sum(1)
+        if self.users is not None:
+            user = user + self.users(batch["user"])
         v = self.items(item)
         shared = self.shared(torch.cat([user, v, user * v], -1))
         return torch.cat([tower(shared) for tower in self.towers], -1)
@@ -76,15 +84,18 @@ class RewardTowers(nn.Module):
 class RewardData:
     """Index items and turn (history, item[, labels]) rows into padded batches."""
 
-    def __init__(self, item_ids: Sequence[str], signals: Sequence[str], max_history: int):
+    def __init__(self, item_ids: Sequence[str], signals: Sequence[str], max_history: int, user_ids: Sequence[str] = ()):
         self.index = {item: i + 1 for i, item in enumerate(item_ids)}
+        self.user_index = {user: i + 1 for i, user in enumerate(user_ids)}
         self.signals, self.max_history = tuple(signals), max_history
 
-    def row(self, history: Sequence[str], item: str, labels: Mapping[str, float] | None = None) -> dict:
+    def row(self, history: Sequence[str], item: str, labels: Mapping[str, float] | None = None,
+            user: str | None = None) -> dict:
         for name in (*history[-self.max_history:], item):
             if name not in self.index:
                 raise ValueError(f"reward model: unknown item '{name}'")
-        out = {"history": [self.index[h] for h in history[-self.max_history:]][::-1], "item": self.index[item]}
+        out = {"history": [self.index[h] for h in history[-self.max_history:]][::-1], "item": self.index[item],
+               "user": self.user_index.get(user, 0)}
         if labels is not None:
             out["labels"] = [float(labels[s]) for s in self.signals]
         return out
@@ -94,7 +105,8 @@ class RewardData:
         history = torch.zeros((len(rows), width), dtype=torch.long)  # newest first: position 0 is the latest
         for i, r in enumerate(rows):
             history[i, :len(r["history"])] = torch.tensor(r["history"], dtype=torch.long)
-        batch = {"history": history, "item": torch.tensor([r["item"] for r in rows], dtype=torch.long)}
+        batch = {"history": history, "item": torch.tensor([r["item"] for r in rows], dtype=torch.long),
+                 "user": torch.tensor([r["user"] for r in rows], dtype=torch.long)}
         if "labels" in rows[0]:
             batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.float32)
         return batch
@@ -111,27 +123,28 @@ class RewardScorer:
         self.weights = np.asarray(w, dtype=np.float64) / sum(w)
 
     @torch.no_grad()
-    def probabilities(self, history: Sequence[str], items: Sequence[str]) -> np.ndarray:
-        """(len(items), signals) predicted probabilities for one user."""
+    def probabilities(self, history: Sequence[str], items: Sequence[str], user: str | None = None) -> np.ndarray:
+        """(len(items), signals) predicted probabilities for one user (None or unknown: the shared user vector)."""
         if not items:
             return np.zeros((0, len(self.data.signals)))
-        batch = self.data.collate([self.data.row(history, item) for item in items])
+        batch = self.data.collate([self.data.row(history, item, user=user) for item in items])
         return torch.sigmoid(self.model(batch)).numpy().astype(np.float64)
 
-    def session_signals(self, history: Sequence[str], session: Sequence[str]) -> dict[str, float]:
+    def session_signals(self, history: Sequence[str], session: Sequence[str], user: str | None = None) -> dict[str, float]:
         """Mean predicted probability of each signal over the session's items, and the weighted reward."""
         if not session:
             return {**{s: 0.0 for s in self.data.signals}, "reward": 0.0}
-        p = self.probabilities(history, session).mean(0)
+        p = self.probabilities(history, session, user).mean(0)
         return {**{s: float(v) for s, v in zip(self.data.signals, p)}, "reward": float(p @ self.weights)}
 
     def save(self, folder: Path | str, args: RewardArgs, item_ids: Sequence[str]) -> Path:
+        """Write model.pt (the weights) and config.json (args, signals, item and user ids)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_writer(folder / "model.pt") as handle:
             torch.save(self.model.state_dict(), handle)
         write_json(folder / "config.json", {"args": asdict(args), "signals": list(self.data.signals),
-                                            "items": list(item_ids)})
+                                            "items": list(item_ids), "users": list(self.data.user_index)})
         return folder
 
     @classmethod
@@ -139,9 +152,10 @@ class RewardScorer:
         folder = Path(folder)
         meta = json.loads((folder / "config.json").read_text())
         args = RewardArgs(**meta["args"])
-        model = RewardTowers(len(meta["items"]), meta["signals"], args.dim, args.max_history)
+        users = meta.get("users", [])
+        model = RewardTowers(len(meta["items"]), meta["signals"], args.dim, args.max_history, len(users))
         model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
-        return cls(model, RewardData(meta["items"], meta["signals"], args.max_history), args.weights)
+        return cls(model, RewardData(meta["items"], meta["signals"], args.max_history, users), args.weights)
 
 
 def auc(labels: Sequence[float], scores: Sequence[float]) -> float:
@@ -158,13 +172,13 @@ def auc(labels: Sequence[float], scores: Sequence[float]) -> float:
 
 def reward_report(scorer: RewardScorer, impressions: Sequence[dict], histories: Mapping[str, Sequence[str]]) -> dict:
     """Per signal: AUC against the logged labels, AUC of the simulator's truth (the ceiling), and the Pearson
-    correlation of predicted with true probabilities, on held-out impressions."""
+    correlation of predicted with true probabilities, on held-out impressions (fresh draws, other histories)."""
     by_user: dict[str, list[dict]] = {}
     for imp in impressions:
         by_user.setdefault(imp["user"], []).append(imp)
     predicted = []
     for user, rows in by_user.items():
-        predicted.extend(scorer.probabilities(histories[user], [r["item"] for r in rows]))
+        predicted.extend(scorer.probabilities(histories[user], [r["item"] for r in rows], user))
     rows = [r for user_rows in by_user.values() for r in user_rows]
     p = np.asarray(predicted)
     report = {}

@@ -9,7 +9,7 @@ Stages, each in its own folder of the run and skipped when done (a rerun resumes
   sft/        the encoder-decoder MoE generator trained on (history -> next session) windows
   sasrec/     the SASRec-style baseline
   reward/     the reward model (a tower per engagement signal) trained on simulated impressions, with
-              its held-out AUC per signal against the simulator (report.json)
+              its AUC per signal on fresh impressions against the simulator (report.json)
   ipa/        iterative preference alignment through shared.loop: per round, sessions beam-searched for
               a share of the training users (candidates.jsonl), their rewards (scored.jsonl), best-vs-worst
               pairs (pairs.jsonl), DPO + next-token fit against the previous round's model
@@ -56,6 +56,14 @@ PROG = "python -m apps.recsys.train"
 def semantic_ids(cfg: RecConfig, data: RecData) -> SemanticIds:
     """The run's semantic IDs (ids/semantic_ids.json), computed once."""
     path = cfg.run_dir / "ids" / "semantic_ids.json"
+    if not path.is_file() and cfg.ids.init_from:
+        source = Path(cfg.ids.init_from)
+        sids = SemanticIds.from_dict(json.loads(source.read_text()))
+        missing = [i for i in data.item_ids if i not in set(sids.item_ids)]
+        if missing:
+            raise ValueError(f"ids.init_from {source}: {len(missing)} items of the data have no ID there, e.g. '{missing[0]}'")
+        write_json(path.parent / "stats.json", {"embeddings": f"from {source}", **sids.stats()})
+        write_json(path, sids.to_dict())
     if path.is_file():
         return SemanticIds.from_dict(json.loads(path.read_text()))
     vectors = item_embeddings(cfg.ids.embeddings, data.items, data.item_ids, data.split.train, seed=cfg.seed)
@@ -75,6 +83,10 @@ def max_positions(cfg: RecConfig, vocab: SessionVocab) -> int:
 def train_generator(cfg: RecConfig, data: RecData, vocab: SessionVocab) -> Path:
     """The next-session SFT model (sft/model): sft.init_from, the finished folder, or a fresh fit."""
     if cfg.sft.init_from:
+        size = json.loads((Path(cfg.sft.init_from) / "config.json").read_text()).get("vocab_size")
+        if size != len(vocab):
+            raise ValueError(f"sft.init_from {cfg.sft.init_from}: its vocabulary has {size} tokens, these semantic IDs "
+                             f"{len(vocab)}; set ids.init_from to the semantic_ids.json it was trained with")
         return Path(cfg.sft.init_from)
     folder = cfg.run_dir / "sft" / "model"
     if is_complete(folder):
@@ -112,16 +124,17 @@ def train_sasrec(cfg: RecConfig, data: RecData) -> Path | None:
 
 def train_reward_model(cfg: RecConfig, data: RecData) -> RewardScorer:
     """The reward model (reward/): trained on simulated impressions of training users; report.json holds its
-    AUC per signal on impressions of held-out (test) users."""
+    AUC per signal on fresh impressions drawn at the users' test histories."""
     folder = cfg.run_dir / "reward"
     if (folder / "report.json").is_file():
         return RewardScorer.load(folder)
     histories = {u: seq for u, seq in data.split.train.items() if seq}
     impressions = data.simulator.sample_impressions(histories, per_user=cfg.reward.impressions_per_user,
                                                     rng=np.random.default_rng(cfg.seed))
-    rdata = RewardData(data.item_ids, SIGNALS, cfg.reward.max_history)
-    rows = [rdata.row(histories[i["user"]], i["item"], i) for i in impressions]
-    model = RewardTowers(len(data.item_ids), SIGNALS, cfg.reward.dim, cfg.reward.max_history)
+    users = sorted(histories) if cfg.reward.user_embeddings else []
+    rdata = RewardData(data.item_ids, SIGNALS, cfg.reward.max_history, users)
+    rows = [rdata.row(histories[i["user"]], i["item"], i, user=i["user"]) for i in impressions]
+    model = RewardTowers(len(data.item_ids), SIGNALS, cfg.reward.dim, cfg.reward.max_history, len(users))
     print(f"reward model: {cfg.reward.steps} steps on {len(rows)} simulated impressions", flush=True)
     train_stage(folder, cfg.trainer, cfg.reward.steps, cfg.seed,
                 SignalRewardModule(model, SIGNALS, lr=cfg.reward.lr),
@@ -133,7 +146,7 @@ def train_reward_model(cfg: RecConfig, data: RecData) -> RewardScorer:
     heldout = data.simulator.sample_impressions(test_histories, per_user=20, rng=np.random.default_rng(cfg.seed + 1))
     report = reward_report(scorer, heldout, test_histories)
     write_json(folder / "report.json", report)
-    print("reward model AUC on held-out users: " + ", ".join(
+    print("reward model AUC on held-out impressions: " + ", ".join(
         f"{s} {report[s]['auc']:.3f} (truth {report[s]['truth_auc']:.3f})" for s in SIGNALS), flush=True)
     return scorer
 
@@ -151,7 +164,7 @@ def quick_check(cfg: RecConfig, data: RecData, vocab: SessionVocab, folder: Path
             for u, sessions in zip(users, ranked)]
     top = generate_sessions(model, vocab, histories, items=cfg.data.session, beams=4, returns=1,
                             max_history=cfg.data.max_history, batch_size=cfg.eval.batch_size)
-    rewards = [scorer.session_signals(h, s[0]["items"])["reward"] for h, s in zip(histories, top)]
+    rewards = [scorer.session_signals(h, s[0]["items"], u)["reward"] for u, h, s in zip(users, histories, top)]
     truth = [data.simulator.session_engagement(u, h, s[0]["items"])["total"] for u, h, s in zip(users, histories, top)]
     return {f"val_hit@{k}": float(np.mean([r[f"hit@{k}"] for r in rows])),
             f"val_ndcg@{k}": float(np.mean([r[f"ndcg@{k}"] for r in rows])),
@@ -186,7 +199,7 @@ def run_ipa(cfg: RecConfig, data: RecData, vocab: SessionVocab, start: Path, sco
         out = []
         for c in candidates:
             u = c.metadata["user"]
-            signals = scorer.session_signals(request[u], c.metadata["items"])
+            signals = scorer.session_signals(request[u], c.metadata["items"], u)
             truth = data.simulator.session_engagement(u, request[u], c.metadata["items"])["total"]
             out.append(Candidate(c.prompt_id, c.prompt, c.output, {**signals, "true_engagement": truth}, c.metadata))
         return out
@@ -248,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = train_generator(cfg, data, vocab)
     sasrec = train_sasrec(cfg, data)
     scorer = train_reward_model(cfg, data)
-    sft_metrics = _cached(cfg.run_dir / "sft" / "quick_check.json", lambda: quick_check(cfg, data, vocab, start, scorer))
+    # kept with the reward model: its val_reward is that model's score of the SFT model's sessions
+    sft_metrics = _cached(cfg.run_dir / "reward" / "sft_quick_check.json", lambda: quick_check(cfg, data, vocab, start, scorer))
     print("SFT: " + ", ".join(f"{k} {v:.4f}" for k, v in sft_metrics.items()), flush=True)
     final, models = start, {"onerec_sft": str(start)}
     if cfg.ipa.rounds > 0:

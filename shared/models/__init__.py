@@ -12,7 +12,7 @@ from shared.models.loading import (
     smollm2_location,
 )
 from shared.models.saved import DONE, is_complete, resolve_model, save_merged, saved_spec
-from shared.models.tokenizer import byte_tokenizer
+from shared.models.tokenizer import byte_tokenizer, word_level_tokenizer
 
 __all__ = [
     "DONE",
@@ -30,4 +30,5 @@ __all__ = [
     "merge_adapter",
     "save_policy",
     "smollm2_location",
+    "word_level_tokenizer",
 ]

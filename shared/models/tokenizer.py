@@ -1,4 +1,4 @@
-"""A byte-level tokenizer built offline, for tiny models in tests and fast demos."""
+"""Tokenizers built offline: byte-level (tiny models in tests and fast demos) and word-level over a given vocabulary."""
 
 from __future__ import annotations
 
@@ -27,3 +27,20 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def word_level_tokenizer(tokens: list[str]) -> PreTrainedTokenizerFast:
+    """Return a tokenizer with one id per entry of `tokens` (in order), split on whitespace.
+
+    The first four entries must be the specials <pad> <s> </s> <unk> (ids 0-3); models whose
+    vocabulary is not text (item ids, semantic-ID codes) use it so their folders save and load
+    with save_pretrained / AutoTokenizer like any other.
+    """
+    if list(tokens[:4]) != ["<pad>", "<s>", "</s>", "<unk>"]:
+        raise ValueError("word_level_tokenizer: the first four tokens must be <pad> <s> </s> <unk>")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("word_level_tokenizer: tokens repeat")
+    raw = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")

@@ -228,3 +228,18 @@ def test_baselines_never_recommend_the_history():
     assert all(len(r) == 5 for r in ranked)
     assert not set(ranked[0]) & {"1", "2", "3"} and "4" not in ranked[1]
     assert tokens.example(["1", "2"], 8) == ([1], [5, 6])
+
+
+def test_the_saved_tokenizer_speaks_the_vocabulary(vocab, tmp_path):
+    from transformers import AutoTokenizer
+
+    items = vocab.sids.item_ids
+    ids = vocab.session_ids(items[:2])
+    vocab.tokenizer().save_pretrained(tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    assert tok(vocab.text(ids) + " </s>", add_special_tokens=False).input_ids == ids
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (PAD, START, EOS)
+    with pytest.raises(ValueError, match="first four"):
+        from shared.models import word_level_tokenizer
+
+        word_level_tokenizer(["a", "b"])
