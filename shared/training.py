@@ -186,3 +186,67 @@ def make_loader(dataset, batch_size: int, collate_fn, *, shuffle: bool = True, s
     """Return a DataLoader whose shuffling is resumable (EpochShuffleSampler) and reproducible."""
     sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn, num_workers=num_workers)
+
+
+class SelectBest(Callback):
+    """Keep the weights that score best on a validation metric; stop after `patience` checks without a gain.
+
+    Every `every_n_steps` optimiser steps `score(module)` is called (higher is better; e.g. a
+    ranking metric on validation users, RecBole's `valid_metric` early stopping) and logged as
+    `val/<name>`; the final weights are checked too, and when training ends the best weights are put back into the module's trainable
+    part. The best score and weights travel in Lightning's checkpoint, so a resumed fit keeps them.
+    The module is in eval mode during `score` and returned to train mode after.
+    """
+
+    def __init__(self, score, every_n_steps: int, patience: int = 0, name: str = "select_metric"):
+        if every_n_steps < 1:
+            raise ValueError("SelectBest: every_n_steps must be >= 1")
+        self.score, self.every, self.patience, self.name = score, every_n_steps, patience, name
+        self.best: float | None = None
+        self.best_step = 0
+        self.best_state: dict | None = None
+        self.checks_without_gain = 0
+        self.history: list[tuple[int, float]] = []
+
+    def _target(self, pl_module) -> torch.nn.Module:
+        return pl_module.trainable_module() if hasattr(pl_module, "trainable_module") else pl_module
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step % self.every != 0 or (self.history and self.history[-1][0] == step):
+            return
+        self._check(trainer, pl_module, step, log=True)
+
+    def _check(self, trainer, pl_module, step: int, log: bool = False) -> None:
+        target = self._target(pl_module)
+        was_training = target.training
+        target.eval()
+        with torch.no_grad():
+            value = float(self.score(pl_module))
+        target.train(was_training)
+        self.history.append((step, value))
+        if log:  # Lightning allows logging in batch hooks, not in on_train_end
+            pl_module.log(f"val/{self.name}", value, on_step=True, on_epoch=False)
+        if self.best is None or value > self.best:
+            self.best, self.best_step, self.checks_without_gain = value, step, 0
+            self.best_state = {k: v.detach().clone() for k, v in target.state_dict().items()}
+        else:
+            self.checks_without_gain += 1
+            if self.patience and self.checks_without_gain >= self.patience:
+                trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        step = trainer.global_step
+        if not self.history or self.history[-1][0] != step:
+            self._check(trainer, pl_module, step)  # the final weights compete too
+        if self.best_state is not None:
+            self._target(pl_module).load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_step": self.best_step, "best_state": self.best_state,
+                "checks_without_gain": self.checks_without_gain, "history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best, self.best_step = state_dict["best"], state_dict["best_step"]
+        self.best_state, self.checks_without_gain = state_dict["best_state"], state_dict["checks_without_gain"]
+        self.history = [tuple(h) for h in state_dict["history"]]

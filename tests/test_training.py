@@ -54,3 +54,55 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert moved > 1e-3  # training happened
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+class _Regression(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+
+def _select_fit(tmp_path, scores, every, patience, steps):
+    import lightning as L
+
+    from shared.training import SelectBest, TrainerArgs, build_trainer, fit, make_loader
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = _Regression()
+
+        def training_step(self, batch, batch_idx):
+            return ((self.model.w - 10.0) ** 2).sum()  # w walks from 0 toward 10, a different value every step
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    seen = []
+    module = Module()
+
+    def score(m):
+        seen.append(float(m.model.w))
+        return scores[len(seen) - 1]
+
+    select = SelectBest(score, every, patience)
+    args = TrainerArgs(accelerator="cpu", devices="1", progress_bar=False, log_every_n_steps=1, logger="none",
+                       max_steps=steps)
+    fit(build_trainer(args, tmp_path, callbacks=[select]), module, make_loader(list(range(4)), 1, lambda b: b))
+    return module, select, seen
+
+
+def test_select_best_keeps_the_best_checked_weights_and_stops_on_patience(tmp_path):
+    from shared.training import SelectBest
+
+    # checks at steps 2, 4, 6, 8 score 0.1, 0.5, 0.3, 0.2: the weights of step 4 come back; patience 2 stops at 8
+    module, select, seen = _select_fit(tmp_path / "a", [0.1, 0.5, 0.3, 0.2, 0.9], every=2, patience=2, steps=20)
+    assert isinstance(select, SelectBest)
+    assert [s for s, _ in select.history] == [2, 4, 6, 8] and select.best_step == 4 and select.best == 0.5
+    assert module.model.w.item() == pytest.approx(seen[1]) and seen[1] != seen[-1]
+
+
+def test_select_best_lets_the_final_weights_compete(tmp_path):
+    module, select, seen = _select_fit(tmp_path / "b", [0.1, 0.2, 0.7], every=2, patience=0, steps=5)
+    assert [s for s, _ in select.history] == [2, 4, 5] and select.best_step == 5
+    assert module.model.w.item() == pytest.approx(seen[-1])

@@ -31,15 +31,19 @@ class SASRecArgs:
         steps: optimiser steps (0: no SASRec baseline).
         batch_size: sequences per step.
         lr: AdamW learning rate.
+        eval_every: check validation NDCG@10 every this many steps and keep the best weights (0: keep the last).
+        patience: stop after this many checks without a gain (0: never early).
     """
 
     d_model: int = 64
     layers: int = 2
     heads: int = 2
     max_history: int = 50
-    steps: int = 600
+    steps: int = 2000
     batch_size: int = 32
     lr: float = 3e-3
+    eval_every: int = 100
+    patience: int = 5
 
 
 def popularity_ranking(popularity: Mapping[str, int], history: Sequence[str], k: int) -> list[str]:

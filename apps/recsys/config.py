@@ -40,9 +40,14 @@ class GeneratorSFTArgs(FitArgs):
 
     Attributes:
         init_from: a saved generator folder; when set, this stage is skipped and IPA starts there.
+        eval_every: check validation NDCG@10 (eval.quick_users users) every this many steps and keep the best
+            weights (0: keep the last).
+        patience: stop after this many checks without a gain (0: never early).
     """
 
     init_from: str = ""
+    eval_every: int = 0
+    patience: int = 0
 
 
 @dataclass

@@ -47,8 +47,8 @@ from shared.modules import (
     SFTModule,
     SignalRewardModule,
 )
-from shared.records import Candidate, Pair
-from shared.training import make_loader
+from shared.records import Candidate, Pair, read_jsonl
+from shared.training import SelectBest, make_loader
 
 PROG = "python -m apps.recsys.train"
 
@@ -99,9 +99,39 @@ def train_generator(cfg: RecConfig, data: RecData, vocab: SessionVocab) -> Path:
           f"generator of {params / 1e6:.2f}M parameters", flush=True)
     module = SFTModule(model, lr=cfg.sft.lr)
     loader = make_loader(examples, cfg.sft.batch_size, SFTCollator(PAD, decoder_start_id=START), seed=cfg.seed)
-    train_stage(cfg.run_dir / "sft", cfg.trainer, cfg.sft.steps, cfg.seed, module, loader,
+    callbacks = []
+    if cfg.sft.eval_every:
+        users, histories, targets = validation_users(cfg, data, cfg.eval.quick_users)
+        k = max(cfg.eval.ks)
+
+        def score(module) -> float:
+            ranked = generate_sessions(module.policy, vocab, histories, items=1, beams=max(cfg.eval.beams, k), returns=k,
+                                       max_history=cfg.data.max_history, batch_size=cfg.eval.batch_size)
+            return float(np.mean([ranking_row([s["items"][0] for s in r if s["items"]], t, [k])[f"ndcg@{k}"]
+                                  for r, t in zip(ranked, targets)]))
+
+        callbacks.append(SelectBest(score, cfg.sft.eval_every, cfg.sft.patience, name=f"ndcg@{k}"))
+    train_stage(cfg.run_dir / "sft", cfg.trainer, cfg.sft.steps, cfg.seed, module, loader, callbacks=callbacks,
                 curves=("train/loss", "train/nll", "train/aux_loss"))
+    record_selection(cfg.run_dir / "sft", callbacks)
     return save_merged(model, vocab.tokenizer(), folder)
+
+
+def validation_users(cfg: RecConfig, data: RecData, count: int) -> tuple[list[str], list[list[str]], list[str]]:
+    """A seeded draw of `count` validation users (0: all) with their histories and validation targets."""
+    users = sorted(data.split.valid)
+    if count and count < len(users):
+        users = sorted(random.Random(cfg.seed).sample(users, count))
+    return users, [data.split.valid[u][0] for u in users], [data.split.valid[u][1] for u in users]
+
+
+def record_selection(stage_dir: Path, callbacks: list) -> None:
+    """Write selection.json (the validation checks, the kept step) for a stage trained with SelectBest."""
+    for c in callbacks:
+        if isinstance(c, SelectBest):
+            write_json(stage_dir / "selection.json", {"metric": c.name, "best": c.best, "best_step": c.best_step,
+                                                      "history": c.history})
+            print(f"{stage_dir.name}: kept step {c.best_step} (validation {c.name} {c.best:.4f})", flush=True)
 
 
 def train_sasrec(cfg: RecConfig, data: RecData) -> Path | None:
@@ -116,8 +146,19 @@ def train_sasrec(cfg: RecConfig, data: RecData) -> Path | None:
     examples = [tokens.example(seq, cfg.sasrec.max_history) for _, seq in sorted(data.split.train.items()) if seq]
     print(f"SASRec: {cfg.sasrec.steps} steps on {len(examples)} training sequences", flush=True)
     loader = make_loader(examples, cfg.sasrec.batch_size, SFTCollator(PAD, packed=False), seed=cfg.seed)
+    callbacks = []
+    if cfg.sasrec.eval_every:
+        _, histories, targets = validation_users(cfg, data, 0)
+        k = max(cfg.eval.ks)
+
+        def score(module) -> float:
+            ranked = tokens.rank(module.policy, histories, k, cfg.sasrec.max_history, cfg.eval.exclude_history)
+            return float(np.mean([ranking_row(r, t, [k])[f"ndcg@{k}"] for r, t in zip(ranked, targets)]))
+
+        callbacks.append(SelectBest(score, cfg.sasrec.eval_every, cfg.sasrec.patience, name=f"ndcg@{k}"))
     train_stage(cfg.run_dir / "sasrec", cfg.trainer, cfg.sasrec.steps, cfg.seed, SFTModule(model, lr=cfg.sasrec.lr),
-                loader)
+                loader, callbacks=callbacks)
+    record_selection(cfg.run_dir / "sasrec", callbacks)
     write_json(folder.parent / "items.json", data.item_ids)
     return save_merged(model, tokens.tokenizer(), folder)
 
@@ -153,9 +194,7 @@ def train_reward_model(cfg: RecConfig, data: RecData) -> RewardScorer:
 
 def quick_check(cfg: RecConfig, data: RecData, vocab: SessionVocab, folder: Path, scorer: RewardScorer) -> dict:
     """HR@10 / NDCG@10 on validation users and the reward and true engagement of their top session."""
-    users = sorted(data.split.valid)
-    users = random.Random(cfg.seed).sample(users, min(len(users), cfg.eval.quick_users))
-    histories = [data.split.valid[u][0] for u in users]
+    users, histories, _ = validation_users(cfg, data, cfg.eval.quick_users)
     model = load_generator(folder)
     k = max(cfg.eval.ks)
     ranked = generate_sessions(model, vocab, histories, items=1, beams=max(cfg.eval.beams, k), returns=k,
@@ -235,6 +274,10 @@ def run_ipa(cfg: RecConfig, data: RecData, vocab: SessionVocab, start: Path, sco
 
     def evaluate(round, checkpoint):
         metrics = quick_check(cfg, data, vocab, Path(checkpoint), scorer)
+        pairs = read_jsonl(round.dir / "pairs.jsonl", Pair)
+        if pairs:  # how often the reward model's choice is the truly better session (the simulator knows)
+            metrics["pairs_truth_agreement"] = float(np.mean([p.metadata["chosen_true"] > p.metadata["rejected_true"]
+                                                              for p in pairs]))
         print(f"IPA round {round.index + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
         return metrics
 
