@@ -225,8 +225,8 @@ class SelectBest(Callback):
             value = float(self.score(pl_module))
         target.train(was_training)
         self.history.append((step, value))
-        if log:  # Lightning allows logging in batch hooks, not in on_train_end
-            pl_module.log(f"val/{self.name}", value, on_step=True, on_epoch=False)
+        if log and trainer.logger is not None:  # straight to the logger: one row per check, not a value that lingers
+            trainer.logger.log_metrics({f"val/{self.name}": value}, step=step)
         if self.best is None or value > self.best:
             self.best, self.best_step, self.checks_without_gain = value, step, 0
             self.best_state = {k: v.detach().clone() for k, v in target.state_dict().items()}
