@@ -313,7 +313,7 @@ def test_changed_fingerprint_fails_in_one_line(tmp_path, change, message):
     with pytest.raises(LoopError) as info:
         run_loop(recipe, root, **{**RUN, **change})
     text = str(info.value)
-    assert "\n" not in text and message in text and "--restart" in text and str(root) in text
+    assert "\n" not in text and message in text and "overwrite=True" in text and str(root) in text
     assert not recipe.completed and _deterministic_files(root) == before
 
 
@@ -456,5 +456,5 @@ def test_unreadable_state_fails_in_one_line(tmp_path):
     run_loop(ToyRecipe(), tmp_path / "run", rounds=1, seed=7, schedule={"temperature": 1.0, "lr": 0.5, "beta": 0.1})
     state = tmp_path / "run/state.json"
     state.write_text(state.read_text().replace('"fingerprint"', '"renamed"'))
-    with pytest.raises(LoopError, match=r"state.json: unreadable run state \('fingerprint'\); restart with --restart"):
+    with pytest.raises(LoopError, match=r"state.json: unreadable run state \('fingerprint'\); start over in a new run folder"):
         run_loop(ToyRecipe(), tmp_path / "run", rounds=1, seed=7)

@@ -40,14 +40,15 @@ class GeneratorSFTArgs(FitArgs):
 
     Attributes:
         init_from: a saved generator folder; when set, this stage is skipped and IPA starts there.
-        eval_every: check validation NDCG@10 (eval.quick_users users) every this many steps and keep the best
-            weights (0: keep the last).
+        eval_every: check validation NDCG@10 every this many steps and keep the best weights (0: keep the last).
         patience: stop after this many checks without a gain (0: never early).
+        select_users: validation users of those checks (0: all; a 200-user sample proved too noisy to choose by).
     """
 
     init_from: str = ""
     eval_every: int = 0
     patience: int = 0
+    select_users: int = 0
 
 
 @dataclass

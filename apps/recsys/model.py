@@ -193,8 +193,8 @@ class SessionConstraint:
 @torch.no_grad()
 def generate_sessions(model, vocab: SessionVocab, histories: Sequence[Sequence[str]], *, items: int, beams: int,
                       returns: int, max_history: int, exclude_history: bool = True, constrained: bool = True,
-                      batch_size: int = 32, sample: bool = False, seed: int = 0) -> list[list[dict]]:
-    """Beam-search (or sample) `returns` sessions of `items` items per history, best first.
+                      batch_size: int = 32) -> list[list[dict]]:
+    """Beam-search `returns` sessions of `items` items per history, best first.
 
     Each session is {"items": [...], "invalid": count of token runs naming no item, "score": the sequence's
     log-probability (beam scores are length-normalised by transformers' default length penalty 1.0)}.
@@ -202,7 +202,6 @@ def generate_sessions(model, vocab: SessionVocab, histories: Sequence[Sequence[s
     """
     max_len = max(len(vocab.offsets), 1) * items + 1
     out: list[list[dict]] = []
-    generator = torch.Generator().manual_seed(seed)
     for start in range(0, len(histories), batch_size):
         chunk = histories[start:start + batch_size]
         encoded = [vocab.history_ids(h, max_history) for h in chunk]
@@ -218,11 +217,7 @@ def generate_sessions(model, vocab: SessionVocab, histories: Sequence[Sequence[s
                       decoder_start_token_id=START)
         if constrained:
             kwargs["prefix_allowed_tokens_fn"] = SessionConstraint(vocab, banned, items)
-        if sample:
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-            kwargs.update(do_sample=True, num_beams=1, top_k=0)
-        else:
-            kwargs.update(num_beams=max(beams, returns), do_sample=False)
+        kwargs.update(num_beams=max(beams, returns), do_sample=False)
         result = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         scores = result.sequences_scores.tolist() if getattr(result, "sequences_scores", None) is not None \
             else [0.0] * result.sequences.size(0)

@@ -101,7 +101,7 @@ def train_generator(cfg: RecConfig, data: RecData, vocab: SessionVocab) -> Path:
     loader = make_loader(examples, cfg.sft.batch_size, SFTCollator(PAD, decoder_start_id=START), seed=cfg.seed)
     callbacks = []
     if cfg.sft.eval_every:
-        users, histories, targets = validation_users(cfg, data, cfg.eval.quick_users)
+        users, histories, targets = validation_users(cfg, data, cfg.sft.select_users)
         k = max(cfg.eval.ks)
 
         def score(module) -> float:

@@ -83,8 +83,8 @@ def load_state(layout: RunLayout) -> RunState | None:
         return RunState(fingerprint=dict(d["fingerprint"]), round=d["round"], stage=d["stage"],
                         schedule=list(d["schedule"]))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LoopError(f"{layout.state}: unreadable run state ({exc}); "
-                        "restart with --restart (overwrite=True)") from None
+        raise LoopError(f"{layout.state}: unreadable run state ({exc}); start over in a new run folder, "
+                        "or delete this one (run_loop(..., overwrite=True) does)") from None
 
 
 def check_fingerprint(saved: RunState, fingerprint: dict[str, Any], schedule: Schedule, rounds: int,
@@ -92,8 +92,8 @@ def check_fingerprint(saved: RunState, fingerprint: dict[str, Any], schedule: Sc
     """Raise a one-line LoopError if the fingerprint, or the schedule of a round already run, has changed."""
     change = _first_change(saved, fingerprint, schedule, rounds)
     if change:
-        raise LoopError(f"{run_dir}: {change} since this run folder was started; rerun with --restart "
-                        "(overwrite=True) to start it over, or use a new run folder")
+        raise LoopError(f"{run_dir}: {change} since this run folder was started; use a new run folder, "
+                        "or delete this one to start it over (run_loop(..., overwrite=True) does)")
 
 
 def _first_change(saved: RunState, fingerprint: dict[str, Any], schedule: Schedule, rounds: int) -> str | None:
