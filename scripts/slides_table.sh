@@ -9,7 +9,9 @@ PY=${PY:-.venv/bin/python}
 OUT=runs/slides
 mkdir -p $OUT/logs
 RUN=$OUT/dpo
-/usr/bin/time -v $PY -m apps.slides.train --config configs/slides/dpo.yaml run_dir=$RUN > $OUT/logs/dpo.log 2>&1 || exit 1
+TIME=""  # GNU time gives the run's peak memory (docs/apps/slides.md) where it is installed
+[ -x /usr/bin/time ] && TIME="/usr/bin/time -v"
+$TIME $PY -m apps.slides.train --config configs/slides/dpo.yaml run_dir=$RUN > $OUT/logs/dpo.log 2>&1 || exit 1
 $PY -m apps.slides.train --config configs/slides/dpo.yaml sft.init_from=$RUN/sft/model seed=1 \
     run_dir=$OUT/dpo_seed1 > $OUT/logs/dpo_seed1.log 2>&1 || exit 1
 # one call, one results table (table.md, results.json, results.csv, a PNG per metric) for every model

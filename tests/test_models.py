@@ -67,7 +67,17 @@ def test_lora_layers_adapt_only_the_chosen_layers_and_the_gradient_stops_below_t
         load_policy(ModelSpec(num_layers=2, lora=LoraSpec(r=4, layers=[5])))
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+def test_gradient_checkpointing_gives_the_same_gradients(monkeypatch):
+    import transformers.modeling_utils as modeling_utils
+
+    calls = []
+    real = modeling_utils.checkpoint
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_utils, "checkpoint", counting)  # bound when checkpointing is enabled
     grads = []
     for checkpointing in (False, True):
         model, tok = load_policy(ModelSpec(seed=4, num_layers=3, lora=LoraSpec(r=4), gradient_checkpointing=checkpointing))
@@ -75,6 +85,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         ids = torch.tensor([tok("the same text twice")["input_ids"]])
         model(input_ids=ids, labels=ids).loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+        assert len(calls) == (3 if checkpointing else 0)  # every decoder layer ran under checkpoint()
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)

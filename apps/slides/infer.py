@@ -17,7 +17,7 @@ or "example_deck_base64" / "template_base64" with the file's bytes; "template" m
 "embedded:plain|wide|large"), the paper as "document" (a path) or "document_markdown" (text), and
 "slides" (default: as many as the example deck). Each output is {"plan", "profile", "scores"
 (adherence, faithfulness, template fit; coverage and flow need a reference deck), "pptx_base64"}.
-A malformed prompt gets a 422 naming the field. The server also speaks OpenAI's API
+A malformed prompt gets a 422 naming the field; a request may be up to 64 MB (files as base64). The server also speaks OpenAI's API
 (/v1/chat/completions, ...) for the planner itself, grammar-constrained: send the prompt of
 apps/slides/prompts.py as the messages.
 """
@@ -44,6 +44,9 @@ from shared.serving.cli import infer_parser, serve, serve_kwargs
 from shared.serving.textmodel import Sampling
 
 PROG = "python -m apps.slides.infer"
+# A request may carry a deck and a template as base64 and a whole paper: larger limits than the core's text defaults.
+MAX_PROMPT_CHARS = 20_000_000
+MAX_BODY_BYTES = 64_000_000
 
 
 @dataclass
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     model, tok = load_policy(spec)
     generator = DeckGenerator(model, tok, max_new_tokens=args.max_new_tokens)
     if serving:
-        serve(generator, **serve_kwargs(args))
+        serve(generator, **serve_kwargs(args), max_prompt_chars=MAX_PROMPT_CHARS, max_body_bytes=MAX_BODY_BYTES)
         return
     from shared.atomic import write_json, write_text
 

@@ -66,7 +66,7 @@ def adherence_parts(plan: DeckPlan, profile: Profile, slides: int) -> dict[str, 
     return parts
 
 
-_NAME = re.compile(r"\b(?:[A-Z][a-z0-9]*[A-Z0-9][A-Za-z0-9]*|[A-Za-z]+\d[A-Za-z0-9]*)(?:-[A-Za-z0-9]+)*\b")
+_NAME = re.compile(r".[A-Z0-9]|\d")  # a capital after the first character, or a digit: CamelCase, ALL-CAPS, BM25
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9@.%-]*[A-Za-z0-9%]|[A-Za-z0-9]")
 
 
@@ -83,7 +83,8 @@ def claims(text: str) -> tuple[list[str], list[str]]:
     """(numbers, names) claimed in a piece of slide text (markup removed)."""
     plain = text.replace("**", "")
     numbers = [m.group(0).replace(",", "").rstrip("%") for m in NUMBER.finditer(plain)]
-    names = set(_NAME.findall(plain))
+    # Names are whole tokens as the document's words are cut ("N-BEATS", "NDCG@10", "Glacier-QA").
+    names = {t for t in _WORD.findall(plain) if re.search("[A-Za-z]", t) and _NAME.search(t)}
     for sentence in re.split(r"(?<=[.!?])\s+|\n", plain):
         tokens = sentence.split()
         for token in tokens[1:]:  # capitalised words after the first word of a sentence or line
