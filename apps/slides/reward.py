@@ -8,8 +8,9 @@ template fit, and their weighted total (the DPO reward and the eval's metrics).
   bullets without bold).
 - faithfulness: the share of claims on the slides (title, bullets) and in the speech drafts that the
   document supports: numbers (normalised: "12,400" = "12400") must occur in the document, and names
-  (CamelCase, ALL-CAPS or digit-bearing words such as "SparseFuse", "BM25", "ReefQA", and capitalised
-  words inside a sentence) must occur as words of it. 1.0 when there is no claim.
+  (whole tokens with a capital after the first character or a digit, such as "SparseFuse", "BM25",
+  "N-BEATS", "NDCG@10", and capitalised words inside a sentence) must occur as words of it. Presence
+  only: a real number attributed to the wrong system passes. 1.0 when there is no claim.
 - fit: the share of slides whose body text fits its placeholder at the template's font size (greedy
   wrapping with DejaVu Sans metrics, apps/slides/pptx_io.py) and whose title wraps to at most two lines
   (PowerPoint and LibreOffice shrink an overflowing title, not a body, through the masters' autofit).
