@@ -9,7 +9,7 @@ import pytest
 
 from apps.slides.data import DataArgs, load_split, read_tasks
 from apps.slides.documents import generate_documents, to_markdown
-from apps.slides.pptx_io import build_deck, embedded_template
+from apps.slides.pptx_io import build_deck, embedded_template, read_deck
 from apps.slides.profiles import distill, sample_profile, write_deck
 
 
@@ -53,7 +53,8 @@ def test_a_users_task_file_loads(files):
     tasks = read_tasks(_write(files, [GOOD, {**GOOD, "id": "t2", "template": "example.pptx"}]), files / "cache",
                        need_reference=True)
     assert [t.id for t in tasks] == ["t1", "t2"] and tasks[0].slides == 4
-    assert tasks[0].profile == distill(tasks[0].reference) or tasks[0].profile.style == tasks[0].profile.style
+    assert tasks[0].profile == distill(read_deck(files / "example.pptx"))  # the profile is the example deck's
+    assert tasks[0].reference == read_deck(files / "reference.pptx")
     assert tasks[1].template == files / "example.pptx"
 
 
