@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt ladder recsys slides schema test bench bench-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i rag simulmt ladder recsys slides schema test bench bench-quick bench-grpo bench-grpo-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -134,6 +134,12 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/python benchmarks/dpo_vs_trl.py --quick
+
+bench-grpo: setup
+	$(BIN)/python benchmarks/grpo_vs_trl.py $(ARGS)
+
+bench-grpo-quick: setup
+	$(BIN)/python benchmarks/grpo_vs_trl.py --quick
 
 bench-sandbox: setup
 	$(BIN)/python benchmarks/sandbox_throughput.py $(ARGS)

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from common import build_models, matmul_peak_flops, non_embedding_params, peak_rss_mb, rss_mb  # noqa: E402
 
 GATE_ATOL = 1e-5
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
@@ -53,64 +54,6 @@ def make_pairs(shape: str, n: int, seed: int) -> list[dict]:
     text = lambda k: "".join(rng.choice(LETTERS) for _ in range(k))  # noqa: E731
     length = (lambda: rng.randint(16, 256)) if shape == "variable" else (lambda: 128)
     return [{"prompt": text(length()), "chosen": text(length()), "rejected": text(length())} for _ in range(n)]
-
-
-def build_models(folder: Path, args) -> tuple[Path, Path]:
-    """Save a tiny GPT-2-style reference model and a perturbed policy (with the byte tokenizer); return both folders.
-
-    The policy differs from the reference so that the step-0 loss is not log 2 whatever the
-    log-probs are: the correctness gate then checks every log-prob both sides compute.
-    """
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from shared.models import byte_tokenizer
-
-    tok = byte_tokenizer()
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=args.width, n_layer=args.layers, n_head=4,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.bos_token_id,
-                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    model = GPT2LMHeadModel(config)
-    reference, policy = folder / "reference", folder / "policy"
-    model.save_pretrained(reference)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.02 * torch.randn_like(param))
-    model.save_pretrained(policy)
-    for path in (reference, policy):
-        tok.save_pretrained(path)
-    return policy, reference
-
-
-def matmul_peak_flops(n: int = 1024, trials: int = 8) -> float:
-    """Return this machine's measured fp32 matmul throughput (FLOP/s, best of `trials`)."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(trials):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def rss_mb() -> float:
-    """Return this process's current resident memory in MB."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mb() -> float:
-    """Return this process's peak resident memory in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def non_embedding_params(model) -> int:
-    """Return the parameter count outside token and position embeddings."""
-    return sum(p.numel() for n, p in model.named_parameters() if "wte" not in n and "wpe" not in n)
 
 
 # ---------------------------------------------------------------------------- workers

@@ -14,6 +14,7 @@ import torch
 from transformers import LogitsProcessorList, PreTrainedTokenizerBase
 
 from shared.constrained import ConstrainedLogits, TokenAutomaton
+from shared.group_sampling import generate_groups
 from shared.modules.data import encode_prompt
 
 
@@ -22,7 +23,8 @@ def sample_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pro
                  seed: int | None = None, constraint: TokenAutomaton | None = None) -> list[list[str]]:
     """Return `samples` completions per prompt (greedy when temperature is 0; then samples must be 1).
 
-    `batch_size` counts sequences (prompts x samples) per `generate` call. With `seed`, sampling is
+    `batch_size` counts sequences (prompts x samples) per `generate` call; each prompt is computed
+    once for its samples (`generate_groups`). With `seed`, sampling is
     reproducible and the caller's global RNG state is left as it was.
     """
     if temperature <= 0 and samples != 1:
@@ -40,13 +42,11 @@ def sample_texts(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pro
             for start in range(0, len(encoded), per_call):
                 chunk = encoded[start:start + per_call]
                 width = max(map(len, chunk))
-                ids = torch.tensor([[pad] * (width - len(e)) + e for e in chunk], device=model.device)
-                mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in chunk], device=model.device)
                 sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
                 if constraint is not None:
                     sampling["logits_processor"] = LogitsProcessorList([ConstrainedLogits(constraint, width)])
-                generated = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                           num_return_sequences=samples, pad_token_id=pad, eos_token_id=eos, **sampling)
+                generated = generate_groups(model, chunk, samples, pad_id=pad, max_new_tokens=max_new_tokens,
+                                            eos_token_id=eos, **sampling)
                 rows = generated[:, width:].tolist()
                 texts = [tokenizer.decode(r[:r.index(eos)] if eos in r else r, skip_special_tokens=True) for r in rows]
                 out.extend(texts[i:i + samples] for i in range(0, len(texts), samples))

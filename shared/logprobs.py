@@ -148,25 +148,27 @@ def collate_packed(examples: Sequence[Example], row_tokens: int | None = None, p
     return {"input_ids": ids, "position_ids": positions, "completion_mask": completion, "segment_ids": segments}
 
 
-def collate_shared_prefix(triples: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]],
+def collate_prefix_groups(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
                           row_tokens: int | None = None, pad_id: int = 0) -> dict[str, Tensor]:
-    """Return a batch where each pair's prompt is computed once: blocks [prompt | chosen | rejected].
+    """Return a batch where each prompt is computed once for all its completions: blocks [prompt | c_1 | ... | c_k].
 
-    Within a block, chosen tokens attend to the prompt and earlier chosen tokens, rejected tokens
-    to the prompt and earlier rejected tokens (never to chosen); position ids restart at the
-    prompt's end for both completions, so each completion sees exactly what it would alone.
-    Blocks are bin-packed into rows like `collate_packed`. The batch carries a 4D additive
-    attention mask and explicit scoring indices (`score_from`: the flat position whose output
-    predicts the token, `score_at`: the token's own position, `score_target`, `score_owner`:
-    chosen of pair i is sequence i, rejected is sequence B + i), which `sequence_logps` and
-    `token_logps` use instead of shifting.
+    Within a block, each completion's tokens attend to the prompt and to earlier tokens of the same
+    completion, never to another completion; position ids restart at the prompt's end for every
+    completion, so each completion gets exactly the log-probs it would get alone. Blocks are
+    bin-packed into rows like `collate_packed` (default row length: the longest block). The batch
+    carries a 4D boolean attention mask and explicit scoring indices, which `sequence_logps` and
+    `token_logps` use instead of shifting: `score_from` (the flat row * time + column position
+    whose output predicts the token), `score_at` (the token's own position), `score_target` and
+    `score_owner` (the sequence index: completions numbered group after group, in order).
     """
-    if any(len(p) == 0 for p, _, _ in triples):
-        raise ValueError("collate_shared_prefix: every pair needs a non-empty prompt (use collate_packed)")
-    n = len(triples)
-    lengths = [len(p) + len(c) + len(r) for p, c, r in triples]
+    if any(len(prompt) == 0 for prompt, _ in groups):
+        raise ValueError("collate_prefix_groups: every group needs a non-empty prompt (use collate_packed)")
+    lengths = [len(prompt) + sum(map(len, completions)) for prompt, completions in groups]
     rows = pack_rows(lengths, max(row_tokens or 0, max(lengths)))
     width = max(sum(lengths[i] for i in row) for row in rows)
+    first_owner = [0]
+    for _, completions in groups:
+        first_owner.append(first_owner[-1] + len(completions))
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
     allowed = torch.zeros((len(rows), width, width), dtype=torch.bool)
@@ -174,34 +176,45 @@ def collate_shared_prefix(triples: Sequence[tuple[Sequence[int], Sequence[int], 
     for r, row in enumerate(rows):
         start = 0
         for index in row:
-            prompt, chosen, rejected = triples[index]
-            p, c, k = len(prompt), len(chosen), len(rejected)
-            ids[r, start:start + p + c + k] = torch.tensor([*prompt, *chosen, *rejected], dtype=torch.long)
-            positions[r, start:start + p + c + k] = torch.cat([torch.arange(p + c), torch.arange(p, p + k)])
-            causal = lambda m: torch.ones(m, m, dtype=torch.bool).tril()  # noqa: E731
-            ps, cs, rs = start, start + p, start + p + c
-            allowed[r, ps:ps + p, ps:ps + p] = causal(p)
-            allowed[r, cs:cs + c, ps:ps + p] = True
-            allowed[r, cs:cs + c, cs:cs + c] = causal(c)
-            allowed[r, rs:rs + k, ps:ps + p] = True
-            allowed[r, rs:rs + k, rs:rs + k] = causal(k)
-            base = r * width
-            for j in range(c):
-                score_from.append(base + cs + j - 1)
-                score_at.append(base + cs + j)
-                score_target.append(chosen[j])
-                score_owner.append(index)
-            for j in range(k):
-                score_from.append(base + (ps + p - 1 if j == 0 else rs + j - 1))
-                score_at.append(base + rs + j)
-                score_target.append(rejected[j])
-                score_owner.append(n + index)
-            start += p + c + k
+            prompt, completions = groups[index]
+            p = len(prompt)
+            ids[r, start:start + p] = torch.tensor(list(prompt), dtype=torch.long)
+            positions[r, start:start + p] = torch.arange(p)
+            allowed[r, start:start + p, start:start + p] = torch.ones(p, p, dtype=torch.bool).tril()
+            cs, base = start + p, r * width
+            for j, completion in enumerate(completions):
+                c = len(completion)
+                ids[r, cs:cs + c] = torch.tensor(list(completion), dtype=torch.long)
+                positions[r, cs:cs + c] = torch.arange(p, p + c)
+                allowed[r, cs:cs + c, start:start + p] = True
+                allowed[r, cs:cs + c, cs:cs + c] = torch.ones(c, c, dtype=torch.bool).tril()
+                score_from.extend([base + start + p - 1, *range(base + cs, base + cs + c - 1)][:c])
+                score_at.extend(range(base + cs, base + cs + c))
+                score_target.extend(completion)
+                score_owner.extend([first_owner[index] + j] * c)
+                cs += c
+            start = cs
         allowed[r, start:, start:] = torch.eye(width - start, dtype=torch.bool)  # padding attends to itself only
     return {"input_ids": ids, "position_ids": positions, "attention_mask_4d": allowed.unsqueeze(1),
             "score_from": torch.tensor(score_from), "score_at": torch.tensor(score_at),
-            "score_target": torch.tensor(score_target),
-            "score_owner": torch.tensor(score_owner), "num_sequences": torch.tensor(2 * n)}
+            "score_target": torch.tensor(score_target, dtype=torch.long),
+            "score_owner": torch.tensor(score_owner), "num_sequences": torch.tensor(first_owner[-1])}
+
+
+def collate_shared_prefix(triples: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]],
+                          row_tokens: int | None = None, pad_id: int = 0) -> dict[str, Tensor]:
+    """Return a batch where each pair's prompt is computed once: blocks [prompt | chosen | rejected].
+
+    `collate_prefix_groups` with two completions per prompt, renumbered as the pair losses expect:
+    chosen of pair i is sequence i, rejected is sequence B + i.
+    """
+    if any(len(p) == 0 for p, _, _ in triples):
+        raise ValueError("collate_shared_prefix: every pair needs a non-empty prompt (use collate_packed)")
+    batch = collate_prefix_groups([(prompt, (chosen, rejected)) for prompt, chosen, rejected in triples],
+                                  row_tokens=row_tokens, pad_id=pad_id)
+    owner = batch["score_owner"]
+    batch["score_owner"] = torch.where(owner % 2 == 0, owner // 2, len(triples) + owner // 2)
+    return batch
 
 
 def _compute_dtype(weight: Tensor) -> torch.dtype:

@@ -175,3 +175,58 @@ def test_shared_prefix_needs_a_prompt():
 
     with pytest.raises(ValueError, match="non-empty prompt"):
         collate_shared_prefix([([], [5], [6])])
+
+
+def _groups(seed: int, n: int = 4):
+    """Prompts with 1-5 completions each, of different lengths (some of one token)."""
+    rng = random.Random(seed)
+    draw = lambda lo, hi: [rng.randrange(3, 259) for _ in range(rng.randint(lo, hi))]  # noqa: E731
+    return [(draw(1, 10), [draw(1, 12) for _ in range(rng.randint(1, 5))]) for _ in range(n)]
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("row_tokens", [None, 200])
+def test_prefix_groups_score_each_completion_as_if_alone(attn, row_tokens):
+    from shared.logprobs import collate_prefix_groups, token_logps
+
+    model, tok = load_policy(ModelSpec(seed=4, attn_implementation=attn))
+    model.eval()
+    groups = _groups(0)
+    sequences = [(prompt, c) for prompt, completions in groups for c in completions]
+    batch = collate_prefix_groups(groups, row_tokens=row_tokens, pad_id=tok.pad_token_id)
+    if row_tokens:  # several blocks share a row, and rows are padded
+        assert batch["input_ids"].size(0) < len(groups)
+    assert torch.equal(batch["input_ids"].reshape(-1)[batch["score_at"]], batch["score_target"])
+    block_tokens = sum(len(p) + sum(map(len, c)) for p, c in groups)  # each prompt once
+    assert batch["input_ids"].numel() - block_tokens == int((batch["attention_mask_4d"][:, 0].sum(-1) == 1).sum()) - len(groups)
+    with torch.no_grad():
+        got = sequence_logps(model, batch)
+        per_token, mask = token_logps(model, batch)
+        naive = _naive(model, sequences)
+        packed_tokens, packed_mask = token_logps(model, collate_packed(sequences))
+    torch.testing.assert_close(got.logps, naive, atol=1e-5, rtol=1e-6)
+    assert got.lengths.tolist() == [len(c) for _, c in sequences]
+    torch.testing.assert_close(per_token, packed_tokens, atol=1e-5, rtol=1e-5)  # token by token, same order
+    assert torch.equal(mask, packed_mask)
+
+
+def test_prefix_groups_gradients_match_packed():
+    from shared.logprobs import collate_prefix_groups
+
+    model, _ = load_policy(ModelSpec(seed=5, lora=LoraSpec(r=4)))
+    groups = _groups(2, 3)
+    sequences = [(prompt, c) for prompt, completions in groups for c in completions]
+    weights = torch.linspace(-1, 1, len(sequences))
+    grads = []
+    for batch in (collate_prefix_groups(groups), collate_packed(sequences)):
+        model.zero_grad()
+        (sequence_logps(model, batch).logps * weights).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_prefix_groups_need_a_prompt():
+    from shared.logprobs import collate_prefix_groups
+
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        collate_prefix_groups([([5], [[6]]), ([], [[7], [8]])])

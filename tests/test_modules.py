@@ -175,8 +175,32 @@ def test_group_rl_raises_mean_reward(tmp_path):
     assert after > before + 0.15, (before, after)
 
 
+def test_group_rl_layouts_give_the_same_loss_and_gradients():
+    """Shared-prefix blocks (each prompt once per group) and plain packing train identically."""
+    policy, tok = load_policy(ModelSpec(seed=15))
+    reference = build_reference("frozen_copy", load_policy(ModelSpec(seed=16))[0])
+    results = []
+    for layout in ("shared_prefix", "packed"):
+        module = GroupRLModule(policy, tok, EvenCodepoints(), reference, loss="grpo", loss_kwargs={"beta": 0.04},
+                               group_size=3, layout=layout)
+        prompt_ids = [[5, 6, 7]] * 3 + [[9, 10]] * 3
+        completions = [[11], [12, 13, 2], [14, 15, 16, 17], [18, 2], [19, 20, 21], [22]]
+        batch = module.collate(prompt_ids, completions)
+        assert ("attention_mask_4d" in batch) == (layout == "shared_prefix")
+        policy.zero_grad()
+        out, advantages, mask, _ = module.rollout_loss(prompt_ids, completions, torch.tensor([1.0, 0.0, 0.5, 0.2, 0.9, 0.4]))
+        out.loss.backward()
+        assert mask.sum(1).tolist() == [len(c) for c in completions]
+        results.append((out.loss.detach(), torch.cat([p.grad.flatten() for p in policy.parameters()])))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(results[0][1], results[1][1], atol=1e-6, rtol=1e-4)
+    assert results[0][0].abs() > 1e-4  # the policy differs from the reference: the KL term makes the loss non-zero
+
+
 def test_group_rl_rejects_bad_settings():
     policy, tok = load_policy(ModelSpec())
+    with pytest.raises(ValueError, match="layout 'padded'"):
+        GroupRLModule(policy, tok, EvenCodepoints(), layout="padded")
     with pytest.raises(ValueError, match="'sigmoid' is a pairwise loss"):
         GroupRLModule(policy, tok, EvenCodepoints(), loss="sigmoid")
     with pytest.raises(ValueError, match="needs a reference"):

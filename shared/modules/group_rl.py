@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from shared.logprobs import collate_packed, token_logps
-from shared.losses import GroupTerms, get_loss, group_advantages, rloo_advantages, sequence_kl
+from shared.group_sampling import generate_groups
+from shared.logprobs import collate_packed, collate_prefix_groups, token_logps
+from shared.losses import GroupTerms, LossOutput, get_loss, group_advantages, rloo_advantages, sequence_kl
 from shared.modules.base import StepModule
 from shared.modules.data import encode_prompt
 from shared.rewards import Reward
@@ -27,6 +28,12 @@ class GroupRLModule(StepModule):
     as in TRL's RLOOTrainer, loss_kwargs' beta is not a loss term but a reward penalty
     R - beta * sum_t (logp_old - logp_ref) taken before the baseline; loss_kwargs'
     normalize_advantages (default False) standardises the advantages over the batch.
+    Each prompt is computed once per group, not once per sample: in sampling (one prefill, its KV
+    cache repeated for the group's rows: `generate_groups`) and in the loss forward (layout
+    "shared_prefix": blocks [prompt | c_1 | ... | c_G], `collate_prefix_groups`); layout "packed"
+    packs each (prompt, completion) on its own, and "auto" (default) uses shared_prefix up to
+    `shared_prefix_max_tokens` per block (its 4D mask costs rows x T^2; GPU users with
+    flash-attention set "packed").
     A batch item is a prompt (text or chat messages) or a dict {"prompt": ..., "context": {...}}
     whose context reaches the reward with each of the prompt's completions (e.g. a task id).
     The last step's samples and rewards are kept in `last_samples` for logging or writing.
@@ -34,9 +41,14 @@ class GroupRLModule(StepModule):
 
     def __init__(self, policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, reward: Reward, reference=None, *,
                  loss: str = "grpo", loss_kwargs: dict | None = None, group_size: int = 4, max_new_tokens: int = 64,
-                 temperature: float = 1.0, top_p: float = 1.0, advantage_scale: str = "group",
-                 reward_aspect: str = "total", lr: float = 1e-6, weight_decay: float = 0.0):
+                 temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, advantage_scale: str = "group",
+                 reward_aspect: str = "total", lr: float = 1e-6, weight_decay: float = 0.0,
+                 layout: str = "auto", shared_prefix_max_tokens: int = 2048, share_prefix_in_sampling: bool = True):
         super().__init__()
+        if layout not in ("auto", "shared_prefix", "packed"):
+            raise ValueError(f"GroupRLModule: layout '{layout}' is not one of auto, shared_prefix, packed")
+        self.layout, self.shared_prefix_max_tokens = layout, shared_prefix_max_tokens
+        self.share_prefix_in_sampling = share_prefix_in_sampling
         self.policy, self.tokenizer, self.reward, self.reference = policy, tokenizer, reward, reference
         self.loss_spec = get_loss(loss)
         if self.loss_spec.family != "group":
@@ -51,7 +63,7 @@ class GroupRLModule(StepModule):
         if self.rloo and advantage_scale != "group":
             raise ValueError("GroupRLModule: loss 'rloo' uses leave-one-out advantages; advantage_scale does not apply")
         self.group_size, self.max_new_tokens = group_size, max_new_tokens
-        self.temperature, self.top_p, self.advantage_scale = temperature, top_p, advantage_scale
+        self.temperature, self.top_p, self.top_k, self.advantage_scale = temperature, top_p, top_k, advantage_scale
         self.reward_aspect, self.lr, self.weight_decay = reward_aspect, lr, weight_decay
         self.last_samples: list[dict] = []
         self.save_hyperparameters(ignore=["policy", "tokenizer", "reward", "reference"])
@@ -62,13 +74,11 @@ class GroupRLModule(StepModule):
         encoded = [encode_prompt(self.tokenizer, p) for p in prompts]
         width = max(map(len, encoded))
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=self.device)  # left padding
-        attention = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=self.device)
         was_training = self.policy.training
         self.policy.eval()
-        out = self.policy.generate(input_ids=ids, attention_mask=attention, do_sample=True,
-                                   num_return_sequences=self.group_size, max_new_tokens=self.max_new_tokens,
-                                   temperature=self.temperature, top_p=self.top_p, pad_token_id=pad)
+        out = generate_groups(self.policy, encoded, self.group_size, pad_id=pad, share_prefix=self.share_prefix_in_sampling,
+                              do_sample=True, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                              top_p=self.top_p, top_k=self.top_k)
         self.policy.train(was_training)
         eos = self.tokenizer.eos_token_id
         prompt_ids, completions, texts = [], [], []
@@ -87,7 +97,35 @@ class GroupRLModule(StepModule):
         repeated = [p for p in prompts for _ in range(self.group_size)]
         scores = self.reward(repeated, texts, [c for c in contexts for _ in range(self.group_size)])
         rewards = torch.tensor([s[self.reward_aspect] for s in scores], dtype=torch.float32, device=self.device)
-        batch = {k: v.to(self.device) for k, v in collate_packed(list(zip(prompt_ids, completions)), pad_id=self.tokenizer.pad_token_id).items()}
+        out, advantages, mask, extra = self.rollout_loss(prompt_ids, completions, rewards)
+        self.last_samples = [{"prompt": p, "completion": t, "reward": r.item(), "advantage": a.item()}
+                             for p, t, r, a in zip(repeated, texts, rewards, advantages)]
+        metrics = {"loss": out.loss.detach(), "reward/mean": rewards.mean(), "reward/std": rewards.std(),
+                   "completions/mean_length": mask.sum(1).float().mean(),
+                   "valid_fraction": torch.tensor([s.get("valid", 1.0) for s in scores]).mean(), **extra, **out.metrics}
+        self.log_metrics(metrics, stage, batch_size=len(prompts))
+        return out.loss
+
+    def collate(self, prompt_ids: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> dict[str, Tensor]:
+        """Return the loss forward's batch: shared-prefix blocks per group, or each sequence packed on its own."""
+        g, pad = self.group_size, self.tokenizer.pad_token_id
+        starts = range(0, len(completions), g)
+        groups = [(list(prompt_ids[i]), completions[i:i + g]) for i in starts]
+        shareable = all(len(prompt) and all(list(prompt_ids[i + j]) == prompt for j in range(g))
+                        for i, (prompt, _) in zip(starts, groups))
+        longest = max(len(p) + sum(map(len, c)) for p, c in groups)
+        wanted = self.layout == "shared_prefix" or (self.layout == "auto" and longest <= self.shared_prefix_max_tokens)
+        if wanted and shareable:
+            return collate_prefix_groups(groups, pad_id=pad)
+        return collate_packed(list(zip(prompt_ids, completions)), pad_id=pad)
+
+    def rollout_loss(self, prompt_ids: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
+                     rewards: Tensor) -> tuple[LossOutput, Tensor, Tensor, dict]:
+        """Return (loss output, advantages, completion mask, extra metrics) for sampled groups and their rewards.
+
+        prompt_ids and completions are laid out group after group (group_size rows per prompt).
+        """
+        batch = {k: v.to(self.device) for k, v in self.collate(prompt_ids, completions).items()}
         logps, mask = token_logps(self.policy, batch)
         ref = self.reference.token_logps(self.policy, batch) if self.reference is not None else None
         extra = {}
@@ -100,11 +138,4 @@ class GroupRLModule(StepModule):
         else:
             advantages = group_advantages(rewards, self.group_size, scale=self.advantage_scale)
         terms = GroupTerms(logps=logps, advantages=advantages, mask=mask, ref_logps=ref)
-        out = self.loss_spec(terms, **self.loss_kwargs)
-        self.last_samples = [{"prompt": p, "completion": t, "reward": r.item(), "advantage": a.item()}
-                             for p, t, r, a in zip(repeated, texts, rewards, advantages)]
-        metrics = {"loss": out.loss.detach(), "reward/mean": rewards.mean(), "reward/std": rewards.std(),
-                   "completions/mean_length": mask.sum(1).float().mean(),
-                   "valid_fraction": torch.tensor([s.get("valid", 1.0) for s in scores]).mean(), **extra, **out.metrics}
-        self.log_metrics(metrics, stage, batch_size=len(prompts))
-        return out.loss
+        return self.loss_spec(terms, **self.loss_kwargs), advantages, mask, extra
