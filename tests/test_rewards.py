@@ -247,6 +247,30 @@ def test_pool_keeps_order_and_matches_in_process():
         assert pool(["p"], ["a b"]) == [{"words": 2.0, "chars": 3.0, VALID: 1.0}]  # pool reused
 
 
+class EnvironmentReward(RewardFunction):
+    """Reports the worker's thread settings and whether warm_up ran in it."""
+
+    aspects = ("omp", "torch_threads", "warmed")
+    warmed = 0.0
+
+    def warm_up(self):
+        self.warmed = 1.0
+
+    def score(self, prompt, output, context):
+        import torch
+
+        return {"omp": float(os.environ.get("OMP_NUM_THREADS", -1)), "torch_threads": torch.get_num_threads(),
+                "warmed": self.warmed}
+
+
+def test_pool_workers_get_their_thread_count_and_warm_up(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    with ProcessPoolReward(EnvironmentReward(), workers=2, timeout_s=60, threads_per_worker=1) as pool:
+        scores = pool(["p"] * 2, ["a", "b"])
+    assert [(s["omp"], s["torch_threads"], s["warmed"]) for s in scores] == [(1.0, 1.0, 1.0)] * 2
+    assert os.environ["OMP_NUM_THREADS"] == "7"  # the parent's environment is restored
+
+
 def test_pool_survives_a_worker_that_exits():
     outputs = ["a", "b c", "crash", "d e f", "g"]
     with ProcessPoolReward(LengthReward(), workers=2, timeout_s=30, chunk_size=1) as pool:

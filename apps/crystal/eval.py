@@ -120,7 +120,7 @@ def scoring_service(cfg: CrystalConfig, train: Sequence[Crystal]) -> ScoringServ
     """CHGNet with the run's settings, the training structures' hull and the score cache (reward.cache_dir)."""
     settings = EnergySettings(relax=cfg.reward.relax, steps=cfg.reward.relax_steps, fmax=cfg.reward.fmax)
     cache = Path(cfg.reward.cache_dir) if cfg.reward.cache_dir else cfg.run_dir.parent / "cache"
-    return ScoringService(settings, [(c.id, c.structure) for c in train], cache)
+    return ScoringService(settings, [(c.id, c.structure) for c in train], cache, workers=cfg.reward.worker_count())
 
 
 class Evaluator:

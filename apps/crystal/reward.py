@@ -15,7 +15,9 @@ structure of the same set matches), sg_match (the generated space group equals t
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -28,7 +30,7 @@ from pymatgen.core import Composition, Structure
 from apps.crystal.physics import CHGNetEnergy, EnergySettings, ReferenceHull
 from apps.crystal.wyckoff import decode
 from shared.records import Candidate
-from shared.rewards import CachedReward
+from shared.rewards import VALID, CachedReward, ProcessPoolReward, normalize_batch
 
 MIN_DISTANCE_A = 0.5
 MIN_VOLUME_A3 = 0.1
@@ -47,12 +49,18 @@ class RewardArgs:
         relax_steps: maximum relaxation steps.
         fmax: relaxation force threshold in eV/A.
         cache_dir: where reference energies and scores are cached across runs ("": <run_dir>/../cache).
+        workers: processes that decode, check and compute energies in parallel (each with its own
+            CHGNet and one torch thread); 0: one per CPU core (at most 8); 1: in this process.
     """
 
     relax: bool = True
     relax_steps: int = 60
     fmax: float = 0.1
     cache_dir: str = ""
+    workers: int = 0
+
+    def worker_count(self) -> int:
+        return min(os.cpu_count() or 1, 8) if self.workers <= 0 else self.workers
 
 
 def spacegroup_of(structure: Structure, symprec: float = 0.1) -> int:
@@ -75,28 +83,72 @@ def min_distance(structure: Structure) -> float:
     return float(d.min())
 
 
-def charge_balanced(composition: Composition) -> bool:
-    """True when pymatgen finds a charge-neutral oxidation-state guess, or every element is a metal."""
+@functools.lru_cache(maxsize=4096)
+def _charge_balanced_formula(formula: str) -> bool:
+    composition = Composition(formula)
     if all(e.is_metal for e in composition.elements):
         return True
     try:
-        return bool(composition.reduced_composition.oxi_state_guesses(max_sites=-1))
+        return bool(composition.oxi_state_guesses(max_sites=-1))
     except Exception:
         return False
 
 
-class CrystalScorer:
-    """Score texts in batches (a `shared.rewards` Reward: aspects, batched __call__, never raises per text)."""
+def charge_balanced(composition: Composition) -> bool:
+    """True when pymatgen finds a charge-neutral oxidation-state guess, or every element is a metal.
+
+    Cached per reduced formula: a model's samples repeat compositions, and the guess is the slowest
+    check after the energy.
+    """
+    try:
+        return _charge_balanced_formula(composition.reduced_composition.formula)
+    except Exception:
+        return False
+
+
+class TextAnalysis:
+    """The per-text part of scoring, which needs no hull: decode, validity, space group, CHGNet energy.
+
+    A `shared.rewards` Reward (batched, never raises per text, reasons in `last_errors`); each score
+    dict also carries the structure's "formula" (a string) for the hull step. Picklable: a worker
+    process loads its own CHGNet on first use, with `threads` torch threads.
+    """
 
     aspects = ("parsed", "struct_valid", "comp_valid", "valid_crystal", "min_distance_A", "n_atoms", "spacegroup",
-               "energy_per_atom", "e_hull")
+               "energy_per_atom")
 
-    def __init__(self, hull: ReferenceHull):
-        self.hull = hull
+    def __init__(self, settings: EnergySettings, energy: CHGNetEnergy | None = None, threads: int | None = None):
+        self.settings, self._energy, self.threads = settings, energy, threads
         self.last_errors: list[str | None] = []
 
-    def __call__(self, prompts: Sequence, outputs: Sequence, contexts: Sequence[dict] | None = None) -> list[dict[str, float]]:
-        results: list[dict[str, float]] = []
+    def __getstate__(self) -> dict:
+        return {"settings": self.settings, "_energy": None, "threads": self.threads, "last_errors": []}
+
+    def warm_up(self) -> None:
+        """Load CHGNet and pymatgen's tables and score two rock-salt texts (a worker calls this when it starts).
+
+        The first CHGNet calls of a process are several times slower than later ones.
+        """
+        from pymatgen.core import Lattice
+
+        from apps.crystal.wyckoff import encode
+
+        rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        self(["", ""], [encode(rocksalt), encode(rocksalt.copy().scale_lattice(rocksalt.volume * 1.1))])
+
+    @property
+    def energy(self) -> CHGNetEnergy:
+        if self._energy is None:
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            self._energy = CHGNetEnergy(self.settings)
+            charge_balanced(Composition("NaCl"))  # pymatgen reads its oxidation-state tables on first use
+        return self._energy
+
+    def __call__(self, prompts: Sequence, outputs: Sequence, contexts: Sequence[dict] | None = None) -> list[dict]:
+        results: list[dict] = []
         structures: list[tuple[int, Structure]] = []
         self.last_errors = []
         for i, text in enumerate(outputs):
@@ -126,14 +178,60 @@ class CrystalScorer:
                 reason = f"cannot analyse: {type(exc).__name__}"
             results.append(scores)
             self.last_errors.append(reason)
-        energies = self.hull.energy([s for _, s in structures])
+        energies = self.energy([s for _, s in structures]) if structures else []
         for (i, s), r in zip(structures, energies):
             if r.energy_per_atom is None:
                 self.last_errors[i] = r.reason
                 continue
             results[i]["energy_per_atom"] = r.energy_per_atom
+            results[i]["formula"] = s.composition.formula
+        return results
+
+
+class CrystalScorer:
+    """Score texts in batches (a `shared.rewards` Reward: aspects, batched __call__, never raises per text).
+
+    The per-text work (`TextAnalysis`) runs in this process, or with `workers` > 1 in that many
+    worker processes (shared.rewards.ProcessPoolReward: one torch thread and one CHGNet each, so
+    decoding, checks, graph building and relaxations run in parallel across the cores; a crashed or
+    hung worker scores its texts invalid). E_hull is computed here, against the one reference hull.
+    """
+
+    aspects = TextAnalysis.aspects + ("e_hull",)
+
+    def __init__(self, hull: ReferenceHull, workers: int = 1, timeout_s: float = 600.0):
+        self.hull = hull
+        local = TextAnalysis(hull.energy.settings, energy=hull.energy)
+        self.analysis = local if workers <= 1 else ProcessPoolReward(
+            TextAnalysis(hull.energy.settings, threads=1), workers=workers, timeout_s=timeout_s, threads_per_worker=1)
+        self.last_errors: list[str | None] = []
+
+    def start(self) -> None:
+        """Start the worker processes (each loads CHGNet) now rather than on the first call."""
+        if isinstance(self.analysis, ProcessPoolReward):
+            self.analysis._get_pool()
+
+    def close(self) -> None:
+        if isinstance(self.analysis, ProcessPoolReward):
+            self.analysis.close()
+
+    def __call__(self, prompts: Sequence, outputs: Sequence, contexts: Sequence[dict] | None = None) -> list[dict[str, float]]:
+        prompts, outputs, contexts = normalize_batch(prompts, outputs, contexts)
+        # The pool gives each worker a contiguous chunk; dealing texts round-robin spreads the costly
+        # ones (those that get an energy) evenly, since samples of one prompt tend to sit together.
+        n, ways = len(outputs), getattr(self.analysis, "workers", 1)
+        order = [i for start in range(ways) for i in range(start, n, ways)]
+        dealt = self.analysis([prompts[i] for i in order], [outputs[i] for i in order], [contexts[i] for i in order])
+        results, self.last_errors = [{}] * n, [None] * n
+        for position, i in enumerate(order):
+            results[i], self.last_errors[i] = dealt[position], self.analysis.last_errors[position]
+        for i, r in enumerate(results):
+            r.pop(VALID, None)  # the pool marks a crashed chunk's texts invalid; parsed = 0 already says so
+            formula = r.pop("formula", None)
+            if formula is None or "energy_per_atom" not in r:
+                continue
             try:
-                results[i]["e_hull"] = self.hull.e_above_hull(s.composition, r.energy_per_atom)
+                r["e_hull"] = self.hull.e_above_hull(Composition(formula), r["energy_per_atom"])
             except Exception as exc:  # an element with no reference phase
                 self.last_errors[i] = f"no hull: {type(exc).__name__}: {str(exc)[:60]}"
         return results
@@ -147,10 +245,11 @@ def text_key(prompt, output, context) -> str | None:
 class ScoringService:
     """CHGNet, the reference hull and the cached scorer, built once per process; reports throughput."""
 
-    def __init__(self, settings: EnergySettings, references: Sequence[tuple[str, Structure]], cache_dir: str | Path):
+    def __init__(self, settings: EnergySettings, references: Sequence[tuple[str, Structure]], cache_dir: str | Path,
+                 workers: int = 1):
         self.settings = settings
         self.hull = ReferenceHull(CHGNetEnergy(settings), references, cache_dir)
-        self.scorer = CrystalScorer(self.hull)
+        self.scorer = CrystalScorer(self.hull, workers=workers)
         self.cached = CachedReward(self.scorer, Path(cache_dir) / f"scores-{settings.key()}", key_fn=text_key)
         self.seconds = 0.0
         self.scored = 0
@@ -162,6 +261,13 @@ class ScoringService:
         self.seconds += time.perf_counter() - start
         self.scored += len(texts)
         return scores, list(self.cached.last_errors)
+
+    def start(self) -> None:
+        """Start the scoring workers now (each loads CHGNet), not on the first call."""
+        self.scorer.start()
+
+    def close(self) -> None:
+        self.scorer.close()
 
     def stats(self) -> dict[str, float]:
         return {"texts": self.scored, "seconds": round(self.seconds, 2),

@@ -19,6 +19,7 @@ rebuilds the cell from space group, lattice and orbits with pyxtal. Model output
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -104,11 +105,28 @@ def decode(text: str) -> Decoded:
         return Decoded(None, f"cannot build the structure: {type(exc).__name__}: {str(exc)[:80]}")
 
 
+@functools.lru_cache(maxsize=None)
+def _permissive_tolerances():
+    """pyxtal's distance tolerances scaled to 1%: distances are the validity reward's business, not the parser's.
+
+    Built once (about 5 ms each time; read-only afterwards).
+    """
+    from pyxtal.tolerance import Tol_matrix
+
+    return Tol_matrix(prototype="atomic", factor=0.01)
+
+
+@functools.lru_cache(maxsize=512)
+def _group(symbol: str):
+    """The pyxtal space group of a symbol or number (built once per symbol: generating its operations is slow)."""
+    from pyxtal.symmetry import Group
+
+    return Group(int(symbol)) if symbol.isdigit() else Group(symbol)
+
+
 def _decode(text: str) -> Decoded:
     from pyxtal import pyxtal
     from pyxtal.lattice import Lattice
-    from pyxtal.symmetry import Group
-    from pyxtal.tolerance import Tol_matrix
 
     if not isinstance(text, str):
         return Decoded(None, "not text")
@@ -119,7 +137,7 @@ def _decode(text: str) -> Decoded:
         return Decoded(None, f"line 2: expected 'Spacegroup: <symbol>', got {lines[1][:40]!r}")
     symbol = lines[1].split(":", 1)[1].strip()
     try:
-        group = Group(int(symbol)) if symbol.isdigit() else Group(symbol)
+        group = _group(symbol)
     except Exception:
         return Decoded(None, f"line 2: unknown space group {symbol[:20]!r}")
     if not 1 <= group.number <= 230:
@@ -167,8 +185,7 @@ def _decode(text: str) -> Decoded:
         return Decoded(None, f"line 5: says {sites_line.group(1)} atoms, the orbits hold {total}", group.number)
     lattice = Lattice.from_para(*abc, *angles, ltype=group.lattice_type)
     crystal = pyxtal()
-    # Distances are the validity reward's business, not the parser's: pyxtal's own check is switched off.
-    permissive = Tol_matrix(prototype="atomic", factor=0.01)
+    permissive = _permissive_tolerances()  # pyxtal's own distance check is switched off
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         crystal.from_random(dim=3, group=group.number, species=list(orbits), numIons=list(counts.values()),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
+import os
 import pickle
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -18,6 +20,30 @@ _worker_reward: Any = None
 def _init_worker(reward: Reward) -> None:
     global _worker_reward
     _worker_reward = reward
+    warm_up = getattr(reward, "warm_up", None)
+    if callable(warm_up):  # load models now, before any chunk's timeout clock runs
+        warm_up()
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _thread_environment(threads: int | None):
+    """Set the thread-count variables that processes spawned inside the block start with."""
+    if threads is None:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _ping() -> None:
@@ -41,15 +67,20 @@ def _picklable(*values: Any) -> str | None:
 class ProcessPoolReward:
     """Runs a picklable reward over chunks of a batch in `workers` spawned processes, keeping order.
 
-    The pool starts on first use (workers load the reward once) and is reused across calls. Each
+    The pool starts on first use (workers load the reward once, calling its `warm_up()` if it has
+    one) and is reused across calls. Each
     wave of up to `workers` chunks must finish within `timeout_s` of its submission. A timed-out
     chunk is scored invalid and the pool is killed and restarted. When a worker dies (os._exit,
     segfault) every chunk in flight fails; those are retried one at a time, and the one that dies
     alone is scored invalid. Only a reward that cannot be loaded in a worker makes a call raise.
+    With `threads_per_worker`, each worker's OpenMP / BLAS / torch thread pools get that many
+    threads (set through the environment the workers start with), so that `workers` processes
+    do not oversubscribe the cores.
     """
 
     def __init__(
-        self, reward: Reward, workers: int = 2, timeout_s: float = 60.0, chunk_size: int | None = None
+        self, reward: Reward, workers: int = 2, timeout_s: float = 60.0, chunk_size: int | None = None,
+        threads_per_worker: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -63,6 +94,7 @@ class ProcessPoolReward:
         self.aspects = tuple(reward.aspects)
         self.invalid_score = getattr(reward, "invalid_score", 0.0)
         self.workers, self.timeout_s, self.chunk_size = workers, timeout_s, chunk_size
+        self.threads_per_worker = threads_per_worker
         self.last_errors: list[str | None] = []
         self._pool: ProcessPoolExecutor | None = None
 
@@ -143,7 +175,9 @@ class ProcessPoolReward:
                 initargs=(self.reward,),
             )
             # Start the workers (and load the reward) before any timeout clock runs.
-            for f in [self._pool.submit(_ping) for _ in range(self.workers)]:
+            with _thread_environment(self.threads_per_worker):
+                pings = [self._pool.submit(_ping) for _ in range(self.workers)]
+            for f in pings:
                 f.result()
         return self._pool
 

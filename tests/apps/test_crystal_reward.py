@@ -47,6 +47,25 @@ def test_scores_of_a_real_crystal_garbage_and_overlapping_atoms(service):
     assert again == scores and service.cached.hits >= 2  # scored structures come from the cache
 
 
+def test_worker_processes_score_exactly_as_in_process(tmp_path):
+    """One scoring process per core gives the same scores and reasons as scoring in this process."""
+    overlapping = "NaCl\nSpacegroup: P1\nabc: 5.00 5.00 5.00\nangles: 90.00 90.00 90.00\nSites (2)\nNa 0.000 0.000 0.000 1a\nCl 0.040 0.000 0.000 1a"
+    texts = [encode(ROCKSALT), "Spacegroup: what", overlapping, encode(NACL_CSCL_TYPE), encode(CSCL), "",
+             encode(ROCKSALT.copy().scale_lattice(ROCKSALT.volume * 1.2))]
+    references = [("rocksalt", ROCKSALT), ("cscl", CSCL)]
+    parallel = ScoringService(EnergySettings(relax=False), references, tmp_path / "parallel", workers=2)
+    try:
+        got, got_reasons = parallel(texts)
+    finally:
+        parallel.close()
+    local, local_reasons = ScoringService(EnergySettings(relax=False), references, tmp_path / "local")(texts)
+    assert [set(s) for s in got] == [set(s) for s in local]
+    for a, b in zip(got, local):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert got_reasons == local_reasons
+    assert sum("e_hull" in s for s in got) == 4
+
+
 def test_unphysically_dense_cell_gets_no_energy_and_no_crash(service):
     # One atom in a 1.2 A cube passes the 0.5 A rule but packs 1.7 A^3 per atom: CHGNet is not asked.
     text = "H\nSpacegroup: P1\nabc: 1.20 1.20 1.20\nangles: 90.00 90.00 90.00\nSites (1)\nH 0.000 0.000 0.000 1a"
