@@ -7,6 +7,7 @@ resume all come from Lightning; this module only maps our config onto it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Sampler
+
+from shared.resources import PeakRSS, record_resources
 
 LOGGERS = ("csv", "tensorboard", "wandb", "mlflow", "none")
 
@@ -250,3 +253,23 @@ class SelectBest(Callback):
         self.best, self.best_step = state_dict["best"], state_dict["best_step"]
         self.best_state, self.checks_without_gain = state_dict["best_state"], state_dict["checks_without_gain"]
         self.history = [tuple(h) for h in state_dict["history"]]
+
+
+class StageResources(Callback):
+    """Record a Lightning fit's time and peak resident memory in `path` under `key` (default "fit")."""
+
+    def __init__(self, path: str | os.PathLike, key: str = "fit", interval_s: float = 0.05):
+        self.path, self.key = Path(path), key
+        self.usage = PeakRSS(interval_s)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.usage.__enter__()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.usage.__exit__()
+        if trainer.is_global_zero:
+            record_resources(self.path, self.key, self.usage)
+            peak = self.usage.peak_mb
+            if peak is not None:
+                print(f"{self.path.parent.name}: {self.key} peak RSS {peak / 1024:.2f} GB, {self.usage.seconds:.0f} s",
+                      flush=True)

@@ -69,6 +69,8 @@ def test_sft_stage_trains_saves_and_is_skipped_when_complete(tmp_path):
     examples = lambda: [(f"say {w}:", f" {w}!") for w in ("cat", "dog", "sun", "sea")]  # noqa: E731
     folder = run_sft(tmp_path, TINY, SFTArgs(steps=3, lr=1e-2, batch_size=2), TRAINER, 0, examples)
     assert folder == tmp_path / "sft" / "model" and is_complete(folder) and (tmp_path / "sft" / "checkpoints" / "last.ckpt").is_file()
+    usage = json.loads((tmp_path / "sft" / "resources.json").read_text())["fit"]
+    assert usage["peak_rss_mb"] >= usage["rss_start_mb"] > 10 and usage["seconds"] > 0
     stamp = (folder / "DONE").stat().st_mtime_ns
     called = []
     assert run_sft(tmp_path, TINY, SFTArgs(steps=3), TRAINER, 0, lambda: called.append(1) or []) == folder

@@ -27,7 +27,7 @@ CONFIG = {"model": {"name": "toy", "width": 4}, "prompts": 4}
 RUN = dict(rounds=ROUNDS, schedule=SCHEDULE, seed=7, config=CONFIG)
 ALL_STEPS = [(r, s) for r in range(ROUNDS) for s in STAGES]
 ROUND_FILES = ["candidates.jsonl", "scored.jsonl", "pairs.jsonl", "checkpoint/policy.json",
-               "checkpoint/weights.txt", "fit.json", "metrics.json"]
+               "checkpoint/weights.txt", "fit.json", "metrics.json", "resources.json"]
 LEFTOVER_PATTERNS = ("*.tmp", "*.partial", "*.old")
 
 
@@ -120,8 +120,9 @@ def _leftovers(root: Path) -> list[Path]:
 
 
 def _deterministic_files(root: Path) -> dict[str, bytes]:
-    """Every file but the PNG (its bytes depend on the matplotlib build, not on the run)."""
-    return {name: (root / name).read_bytes() for name in sorted(_tree(root)) if name != "rounds.png"}
+    """Every file but the PNG (its bytes depend on the matplotlib build) and the time and memory records."""
+    return {name: (root / name).read_bytes() for name in sorted(_tree(root))
+            if name != "rounds.png" and not name.endswith("resources.json")}
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,9 @@ def test_full_run_writes_every_round_once(tmp_path):
     assert result.ran == ALL_STEPS
     assert json.loads((root / "state.json").read_text())["round"] == ROUNDS - 1
     assert json.loads((root / "state.json").read_text())["stage"] == "evaluate"
+    usage = json.loads((root / "round_001" / "resources.json").read_text())
+    assert list(usage) == ["sample", "score", "build", "fit", "evaluate"]  # every step, in the order it ran
+    assert all(u["peak_rss_mb"] >= u["rss_start_mb"] > 10 and u["seconds"] >= 0 for u in usage.values())
 
     rows = list(csv.DictReader((root / "metrics.csv").open()))
     assert [row["round"] for row in rows] == ["0", "1", "2"]

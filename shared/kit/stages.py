@@ -37,7 +37,7 @@ from shared.modules import (
 )
 from shared.plots import DEFAULT_CURVES, plot_training_curves
 from shared.records import Pair, RankedList, write_jsonl
-from shared.training import TrainerArgs, build_trainer, fit, make_loader
+from shared.training import StageResources, TrainerArgs, build_trainer, fit, make_loader
 
 
 def policy_at(model: ModelSpec, folder: Path | str, seed: int, lora: bool) -> tuple[Any, Any]:
@@ -48,11 +48,15 @@ def policy_at(model: ModelSpec, folder: Path | str, seed: int, lora: bool) -> tu
 def train_stage(stage_dir: Path, trainer: TrainerArgs, steps: int, seed: int, module, loader, *,
                 callbacks: Sequence[Callback] = (), curves: Sequence[str] = DEFAULT_CURVES,
                 checkpoint_every: int | None = None) -> None:
-    """Fit `module` for `steps` optimiser steps under Lightning in stage_dir (resuming its last checkpoint); plot its curves."""
+    """Fit `module` for `steps` optimiser steps under Lightning in stage_dir (resuming its last checkpoint); plot its curves.
+
+    The fit's time and peak resident memory go to stage_dir/resources.json (shared.resources).
+    """
     args = replace(trainer, max_steps=steps, seed=seed)
     if checkpoint_every:
         args = replace(args, checkpoint_every_n_steps=trainer.checkpoint_every_n_steps or checkpoint_every)
-    fit(build_trainer(args, stage_dir, callbacks=list(callbacks)), module, loader)
+    usage = StageResources(Path(stage_dir) / "resources.json")
+    fit(build_trainer(args, stage_dir, callbacks=[*callbacks, usage]), module, loader)
     plot_training_curves(stage_dir, curves=curves)
 
 

@@ -23,6 +23,7 @@ from shared.loop.files import read_json, remove_temp_files, replace_dir, write_j
 from shared.loop.layout import STAGES, RunLayout
 from shared.loop.recipe import PathLike, Recipe, Round, check_recipe, round_seed
 from shared.loop.report import write_csv, write_plot
+from shared.resources import PeakRSS, record_resources
 from shared.loop.schedule import Schedule, as_schedule
 from shared.loop.state import RunState, check_fingerprint, load_state, locked, plain, save_state
 from shared.records import Candidate, Pair, RankedList, iter_jsonl, read_jsonl, write_jsonl
@@ -113,7 +114,9 @@ class _Steps:
                     schedule=self.schedule.at(r), checkpoint_dir=self.layout.staging(r))
         ctx.dir.mkdir(parents=True, exist_ok=True)
         log.info("round %d: %s", r, stage)
-        getattr(self, "_" + stage)(ctx)
+        with PeakRSS() as usage:
+            getattr(self, "_" + stage)(ctx)
+        record_resources(ctx.dir / "resources.json", stage, usage)
         self.state.round, self.state.stage = r, stage
         self.state.schedule = [plain(self.schedule.at(i), "schedule") for i in range(r + 1)]
         save_state(self.layout, self.state)

@@ -1,0 +1,83 @@
+"""Time and peak resident memory of a stage, recorded next to what the stage wrote.
+
+`PeakRSS` samples this process's resident set size (/proc/self/statm) from a daemon thread every
+`interval_s` and keeps the maximum, so a stage's own peak is known without resetting the kernel's
+process-wide high-water mark (which whole-run measurements such as `/usr/bin/time -v` read).
+Peaks shorter than the interval can be missed; on systems without /proc it records nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.atomic import write_json
+
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
+
+
+def rss_mb() -> float | None:
+    """Return this process's resident memory in MB (None where /proc is not available)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * _PAGE_MB
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class PeakRSS:
+    """Context manager: `start_mb`, `peak_mb`, `end_mb` and `seconds` of the block it wraps."""
+
+    def __init__(self, interval_s: float = 0.05):
+        self.interval_s = interval_s
+        self.start_mb = self.peak_mb = self.end_mb = None
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._update()
+
+    def _update(self) -> None:
+        now = rss_mb()
+        if now is not None:
+            self.peak_mb = now if self.peak_mb is None else max(self.peak_mb, now)
+
+    def __enter__(self) -> PeakRSS:
+        self.start_mb = rss_mb()
+        self._update()
+        self._t0 = time.perf_counter()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, name="peak-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._update()
+        self.end_mb = rss_mb()
+        self.seconds = time.perf_counter() - self._t0
+
+    def record(self) -> dict[str, Any]:
+        """Return the figures as a JSON-ready dict (MB rounded to 1 decimal, seconds to 0.01)."""
+        r = lambda v: None if v is None else round(v, 1)  # noqa: E731
+        return {"seconds": round(self.seconds, 2), "rss_start_mb": r(self.start_mb), "peak_rss_mb": r(self.peak_mb),
+                "rss_end_mb": r(self.end_mb)}
+
+
+def record_resources(path: str | os.PathLike, key: str, usage: PeakRSS) -> None:
+    """Merge `usage` under `key` into the JSON file at `path` (written atomically)."""
+    path = Path(path)
+    try:
+        current = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        current = {}
+    current[key] = usage.record()
+    write_json(path, current)
