@@ -127,7 +127,7 @@ $(SCHEMA): scripts/fetch_tc6_schema.sh | setup
 	PYTHON=$(BIN)/python bash scripts/fetch_tc6_schema.sh
 
 test: setup $(SCHEMA)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q --durations=15 $(ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/dpo_vs_trl.py $(ARGS)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,3 +75,27 @@ def peak_rss_mb() -> float:
 def non_embedding_params(model) -> int:
     """Return the parameter count outside token and position embeddings."""
     return sum(p.numel() for n, p in model.named_parameters() if "wte" not in n and "wpe" not in n)
+
+
+def run_worker_process(cmd: list[str], root: Path, label: str) -> dict:
+    """Run a benchmark worker in its own process; return the JSON of its last `RESULT ` line (exit on failure)."""
+    env = {**os.environ, "PYTHONPATH": str(root), "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"{label} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def finish(name: str, quick: bool, ratios: dict, gate_failures: list[str], warnings: list[str],
+           out: str | None = None, details: dict | None = None) -> None:
+    """Print the warnings and the machine-readable last line; write `details` to `out`; exit 1 if a gate failed."""
+    for w in warnings:
+        print(f"WARNING: {w}", flush=True)
+    if out:
+        Path(out).write_text(json.dumps(details or {}, indent=1))
+    summary = {"benchmark": name, "quick": quick, "gate": "failed" if gate_failures else "passed",
+               "gate_failures": gate_failures, "ratios": ratios, "warnings": len(warnings)}
+    print(json.dumps(summary), flush=True)
+    if gate_failures:
+        sys.exit(1)

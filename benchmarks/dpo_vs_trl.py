@@ -31,7 +31,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import build_models, matmul_peak_flops, non_embedding_params, peak_rss_mb, rss_mb  # noqa: E402
+from common import (  # noqa: E402
+    build_models, finish, matmul_peak_flops, non_embedding_params, peak_rss_mb, rss_mb, run_worker_process,
+)
 
 GATE_ATOL = 1e-5
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
@@ -180,12 +181,7 @@ def spawn(side: str, args, models: tuple[Path, Path], data: Path, ref: str) -> d
     cmd = [sys.executable, __file__, "--worker", side, "--model-dir", str(models[0]), "--ref-dir", str(models[1]),
            "--data", str(data), "--ref", ref,
            "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        sys.exit(f"{side} worker failed ({ref}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_worker_process(cmd, ROOT, f"{side} ({ref})")
 
 
 def summarise(runs: list[dict], tokens: list[int], args, peak: float, live_ref: bool) -> dict:
@@ -297,17 +293,8 @@ def main() -> None:
             warnings.append(f"{key}: pairs/s ratio {r['pairs_per_s']} below target {targets[shape]}")
         if r["peak_rss"] > 1.0:
             warnings.append(f"{key}: peak RSS ratio {r['peak_rss']} above 1")
-    for w in warnings:
-        print(f"WARNING: {w}", flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps({"args": vars(args), "matmul_peak_flops": peak, "results": results,
-                                              "ratios": ratios}, indent=1))
-    summary = {"benchmark": "dpo_vs_trl", "quick": quick, "gate": "failed" if gate_failures else "passed",
-               "gate_failures": gate_failures, "ratios": ratios, "warnings": len(warnings)}
-    print(json.dumps(summary), flush=True)
-    if gate_failures:
-        sys.exit(1)
-
+    finish("dpo_vs_trl", quick, ratios, gate_failures, warnings, args.out,
+           {"args": vars(args), "matmul_peak_flops": peak, "results": results, "ratios": ratios})
 
 if __name__ == "__main__":
     main()

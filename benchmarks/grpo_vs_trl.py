@@ -32,7 +32,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import build_models, peak_rss_mb, rss_mb  # noqa: E402
+from common import build_models, finish, peak_rss_mb, rss_mb, run_worker_process  # noqa: E402
 
 GATE_ATOL = 1e-5
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
@@ -212,12 +211,7 @@ def spawn(side: str, args, models: tuple[Path, Path], data: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", side, "--model-dir", str(models[0]), "--ref-dir", str(models[1]),
            "--data", str(data), "--steps", str(args.steps), "--group-size", str(args.group_size),
            "--prompts-per-step", str(args.prompts_per_step), "--threads", str(args.threads), "--seed", str(args.seed)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        sys.exit(f"{side} worker failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_worker_process(cmd, ROOT, side)
 
 
 def summarise(runs: list[dict], args) -> dict:
@@ -244,7 +238,7 @@ def main() -> None:
     parser.add_argument("--shapes", default="short,long")
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--prompts-per-step", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=None, help="steps per run (default 12; quick 5)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (default 12; quick 4)")
     parser.add_argument("--warmup", type=int, default=None, help="steps dropped from every run (default 2; quick 1)")
     parser.add_argument("--repeats", type=int, default=None, help="runs per side and shape (default 3; quick 1)")
     parser.add_argument("--layers", type=int, default=4)
@@ -260,7 +254,7 @@ def main() -> None:
     if args.worker:
         return run_worker(args)
     quick = args.quick
-    args.steps = args.steps or (5 if quick else 12)
+    args.steps = args.steps or (4 if quick else 12)
     args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
     args.repeats = args.repeats or (1 if quick else 3)
 
@@ -311,16 +305,8 @@ def main() -> None:
             warnings.append(f"{key}: steps/s ratio {r['steps_per_s']} below target 1.5")
         if r["peak_rss"] > 1.0:
             warnings.append(f"{key}: peak RSS ratio {r['peak_rss']} above 1")
-    for w in warnings:
-        print(f"WARNING: {w}", flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps({"args": vars(args), "results": results, "ratios": ratios}, indent=1))
-    summary = {"benchmark": "grpo_vs_trl", "quick": quick, "gate": "failed" if gate_failures else "passed",
-               "gate_failures": gate_failures, "ratios": ratios, "warnings": len(warnings)}
-    print(json.dumps(summary), flush=True)
-    if gate_failures:
-        sys.exit(1)
-
+    finish("grpo_vs_trl", quick, ratios, gate_failures, warnings, args.out,
+           {"args": vars(args), "results": results, "ratios": ratios})
 
 if __name__ == "__main__":
     main()
