@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from apps.t2i.scenes import CATEGORIES, SPLITS, Scene, SceneError, prompt_of, sample_scene
+from shared.scenes.image import CATEGORIES, SPLITS, Scene, SceneError, prompt_of, sample_scene
 from shared.records import RecordError, iter_jsonl, write_jsonl
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw
 
-from apps.t2i.checker import check
+from shared.scenes.checker import check
 from apps.t2i.data import load_prompts
 from apps.t2i.model import load_saved
 from apps.t2i.preference import png_bytes
-from apps.t2i.scenes import CATEGORIES, Scene, prompt_of
+from shared.scenes.image import CATEGORIES, Scene, prompt_of
 from shared.atomic import write_bytes, write_text
 from shared.config import ConfigError, load_yaml
 from shared.evaluation import Metric, ResultsTable, evaluate_models

@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from apps.t2i.checker import check
+from shared.scenes.checker import check
 from apps.t2i.model import T2IModel, load_saved
 from apps.t2i.preference import png_bytes
-from apps.t2i.scenes import parse_prompt
+from shared.scenes.image import parse_prompt
 from shared.atomic import write_bytes
 from shared.serving.cli import infer_parser, serve, serve_kwargs
 from shared.serving.protocol import Param

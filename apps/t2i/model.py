@@ -24,7 +24,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
-from apps.t2i.scenes import CATEGORIES, sample_scene, prompt_of
+from shared.scenes.image import CATEGORIES, sample_scene, prompt_of
 from shared.kit.diffusion import add_unet_lora
 from shared.models import LoraSpec
 

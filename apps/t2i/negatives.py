@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from apps.t2i.checker import check
-from apps.t2i.scenes import COLOURS, NUMBERS, SHAPES, Scene, SceneError, SceneObject, render
+from shared.scenes.checker import check
+from shared.scenes.image import COLOURS, NUMBERS, SHAPES, Scene, SceneError, SceneObject, render
 
 EDITS = ("colour", "shape", "swap", "drop", "count", "relation")
 FLIP = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}

@@ -3,7 +3,7 @@
 1. Initial prompts: training-split scenes, the same number per category.
 2. Hard negative prompts per scene (apps.t2i.negatives).
 3. Images: `images_per_prompt` per base prompt and per negative prompt, from the SFT model.
-4. Object questions of the BASE scene on every image (apps.t2i.checker).
+4. Object questions of the BASE scene on every image (shared.scenes.checker).
 5. Pairs, per method, from that one pool of images:
    - ospo: chosen = a base-prompt image passing every question; rejected = a negative-prompt image
      failing at least one (a hard negative: the model drew the conflicting prompt); the pair keeps
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from apps.t2i.checker import check
+from shared.scenes.checker import check
 from apps.t2i.negatives import hard_negatives
-from apps.t2i.scenes import CATEGORIES, Scene, prompt_of, sample_scene
+from shared.scenes.image import CATEGORIES, Scene, prompt_of, sample_scene
 from shared.atomic import write_bytes
 from shared.records import Candidate, Pair
 

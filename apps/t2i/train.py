@@ -32,7 +32,7 @@ from apps.t2i.preference import (
     ospo_pairs,
 )
 from apps.t2i.eval import evaluate
-from apps.t2i.scenes import CATEGORIES, Scene, prompt_of, render, sample_scene
+from shared.scenes.image import CATEGORIES, Scene, prompt_of, render, sample_scene
 from shared.kit import finish_run, record_final_model, start_run
 from shared.kit.diffusion import add_unet_lora, fit_diffusion_preference, run_diffusion_sft
 from shared.models.saved import is_complete, mark_complete
@@ -131,7 +131,7 @@ class PreferenceBatches:
         return torch.stack([self._embeddings[p] for p in prompts])
 
     def image(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        from apps.t2i.checker import detect
+        from shared.scenes.checker import detect
         from apps.t2i.preference import read_png
 
         pixels = read_png(self.folder / name)

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from apps.t2i.checker import check
+from shared.scenes.checker import check
 from apps.t2i.negatives import EDITS, candidates, hard_negatives
 from apps.t2i.preference import dpo_pairs, initial_scenes, kto_samples, ospo_pairs
-from apps.t2i.scenes import CATEGORIES, Scene, SceneObject, parse_prompt, prompt_of, render
+from shared.scenes.image import CATEGORIES, Scene, SceneObject, parse_prompt, prompt_of, render
 from shared.records import Candidate
 
 

@@ -25,7 +25,7 @@ from apps.t2i.eval import main as eval_main
 from apps.t2i.infer import ImageGenerator, resolve_pipeline
 from apps.t2i.model import load_saved
 from apps.t2i.preference import draw_and_check
-from apps.t2i.scenes import BACKGROUND, parse_prompt, render
+from shared.scenes.image import BACKGROUND, parse_prompt, render
 from shared.records import Candidate, Pair, read_jsonl
 from shared.serving import create_app, running_server
 

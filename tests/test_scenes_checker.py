@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from apps.t2i.checker import (Detection, Question, Target, answer, check, checker_accuracy, contrasts, corrupt, detect,
+from shared.scenes.checker import (Detection, Question, Target, answer, check, checker_accuracy, contrasts, corrupt, detect,
                               make_detection, questions_of, relative_position)
-from apps.t2i.scenes import CATEGORIES, Scene, SceneObject, render, sample_scene
+from shared.scenes.image import CATEGORIES, Scene, SceneObject, render, sample_scene
 
 RESOLUTIONS = (32, 64)
 

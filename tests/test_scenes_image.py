@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from apps.t2i.data import ScenePrompt, build_split, load_prompts, write_prompts
-from apps.t2i.scenes import (BACKGROUND, CATEGORIES, COLOURS, HELDOUT_PAIRS, SHAPES, Scene, SceneError, SceneObject,
+from shared.scenes.image import (BACKGROUND, CATEGORIES, COLOURS, HELDOUT_PAIRS, SHAPES, Scene, SceneError, SceneObject,
                              layout, object_side, prompt_of, relation_holds, render, sample_scene)
 from shared.records import RecordError
 

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage
 
-from apps.t2i.scenes import BACKGROUND, COLOURS, NUMBERS, RELATIONS, SHAPES, SIZE_FRACTION, Scene, render
+from shared.scenes.image import BACKGROUND, COLOURS, NUMBERS, RELATIONS, SHAPES, SIZE_FRACTION, Scene, render
 
 COLOUR_THRESHOLD = 60.0  # RGB distance to a colour's background blend line; the lines are >= 71 apart at mid-blend
 MIN_AREA = 0.012  # of the image area: 12 px at 32 px, 49 px at 64 px
