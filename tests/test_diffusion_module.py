@@ -69,7 +69,9 @@ def unpaired_batch(n: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
 def capture_inputs(unet: torch.nn.Module, calls: list) -> torch.utils.hooks.RemovableHandle:
     """Record (sample, timesteps, encoder_hidden_states) of every forward of `unet`."""
     def hook(module, args, kwargs):
-        calls.append((args[0].detach().clone(), args[1].detach().clone(), kwargs["encoder_hidden_states"].clone()))
+        sample = args[0] if args else kwargs["sample"]
+        timestep = args[1] if len(args) > 1 else kwargs["timestep"]
+        calls.append((sample.detach().clone(), timestep.detach().clone(), kwargs["encoder_hidden_states"].clone()))
     return unet.register_forward_pre_hook(hook, with_kwargs=True)
 
 

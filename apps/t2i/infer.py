@@ -26,28 +26,11 @@ from apps.t2i.model import T2IModel, load_saved
 from apps.t2i.preference import png_bytes
 from shared.scenes.image import parse_prompt
 from shared.atomic import write_bytes
+from shared.kit.diffusion import resolve_pipeline
 from shared.serving.cli import infer_parser, serve, serve_kwargs
 from shared.serving.protocol import Param
 
 PROG = "python -m apps.t2i.infer"
-
-
-def resolve_pipeline(source: str, which: str | None = None) -> Path:
-    """The pipeline folder a user names: a run folder (its final model, or `which` of its models) or a pipeline."""
-    folder = Path(source)
-    final = folder / "final_model.json"
-    if final.is_file():
-        record = json.loads(final.read_text())
-        if which:
-            if which not in record.get("models", {}):
-                raise ValueError(f"{source}: the run has no model {which!r} (has: {', '.join(record.get('models', {}))})")
-            return Path(record["models"][which])
-        return Path(record["path"])
-    if which:
-        raise ValueError("--which needs a training run folder")
-    if not (folder / "model_index.json").is_file():
-        raise ValueError(f"{source}: neither a training run folder (final_model.json) nor a diffusers pipeline folder")
-    return folder
 
 
 class ImageGenerator:

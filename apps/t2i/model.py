@@ -27,8 +27,9 @@ from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 from shared.scenes.image import CATEGORIES, sample_scene, prompt_of
 from shared.kit.diffusion import add_unet_lora
 from shared.models import LoraSpec
+from shared.models.tokenizer import fixed_length_ids as tokenize
+from shared.models.tokenizer import prompt_word_tokenizer as word_tokenizer
 
-PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
@@ -83,26 +84,6 @@ def scene_vocabulary(draws: int = 400, seed: int = 0) -> list[str]:
         for _ in range(draws):
             words.update(_words(prompt_of(sample_scene(rng, category))))
     return sorted(words)
-
-
-def word_tokenizer(words: list[str], max_length: int) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer: [BOS] words [EOS] padded with [PAD] to max_length (unknown words -> [UNK])."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-
-    vocab = {tok: i for i, tok in enumerate([PAD, UNK, BOS, EOS, *words])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A {EOS}", special_tokens=[(BOS, 2), (EOS, 3)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS,
-                                   model_max_length=max_length)
-    return fast
-
-
-def tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
-    """Token ids padded (and truncated) to the tokenizer's fixed length, as Stable Diffusion pipelines encode prompts."""
-    return tokenizer(list(prompts), padding="max_length", truncation=True, max_length=tokenizer.model_max_length,
-                     return_tensors="pt").input_ids
 
 
 class PixelT2IPipeline(DiffusionPipeline):

@@ -6,6 +6,8 @@ how to load and save it, and its batches; diffusers is only imported by the modu
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ def run_diffusion_sft(run_dir: Path, sft: DiffusionSFTArgs, trainer: TrainerArgs
     model = load()
     if sft.steps > 0:
         data = dataset(model)
-        print(f"SFT: {sft.steps} steps on {len(data)} images", flush=True)
+        print(f"SFT: {sft.steps} steps on {len(data)} examples", flush=True)
         module = DiffusionSFTModule(model.unet, model.noise_scheduler, text_encoder=model.text_encoder,
                                     empty_ids=empty_ids(model), train_text_encoder=sft.train_text_encoder and train_text_encoder,
                                     condition_dropout=sft.condition_dropout, lr=sft.lr, seed=seed)
@@ -62,11 +64,32 @@ def add_unet_lora(unet: torch.nn.Module, lora: LoraSpec) -> None:
 
 
 def fit_diffusion_preference(stage_dir: Path, model: Any, items: Sequence[dict], *, loss: str, loss_kwargs: dict,
-                             fit: FitArgs, trainer: TrainerArgs, seed: int, save: Callable[[Any, Path], Path]) -> Path:
-    """Train model.unet on preference batches (DiffusionPreferenceModule) and save the pipeline to stage_dir/model."""
+                             fit: FitArgs, trainer: TrainerArgs, seed: int, save: Callable[[Any, Path], Path],
+                             real_weight: float = 0.0) -> Path:
+    """Train model.unet on preference batches (DiffusionPreferenceModule) and save the pipeline to stage_dir/model.
+
+    Items may carry real samples ("real", "real_encoder_hidden_states"), weighted by `real_weight`."""
     from shared.modules.diffusion import DiffusionPreferenceModule
 
     module = DiffusionPreferenceModule(model.unet, model.noise_scheduler, loss=loss, loss_kwargs=loss_kwargs, lr=fit.lr,
-                                       seed=seed)
+                                       real_weight=real_weight, seed=seed)
     train_stage(stage_dir, trainer, fit.steps, seed, module, make_loader(list(items), fit.batch_size, stack_batch, seed=seed))
     return save(model, stage_dir / "model")
+
+
+def resolve_pipeline(source: str, which: str | None = None) -> Path:
+    """The pipeline folder a user names: a run folder (its final model, or `which` of its models) or a pipeline."""
+    folder = Path(source)
+    final = folder / "final_model.json"
+    if final.is_file():
+        record = json.loads(final.read_text())
+        if which:
+            if which not in record.get("models", {}):
+                raise ValueError(f"{source}: the run has no model {which!r} (has: {', '.join(record.get('models', {}))})")
+            return Path(record["models"][which])
+        return Path(record["path"])
+    if which:
+        raise ValueError("--which needs a training run folder")
+    if not (folder / "model_index.json").is_file():
+        raise ValueError(f"{source}: neither a training run folder (final_model.json) nor a diffusers pipeline folder")
+    return folder

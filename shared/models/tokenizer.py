@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 SPECIALS = ("<pad>", "<s>", "</s>")
@@ -44,3 +45,25 @@ def word_level_tokenizer(tokens: list[str]) -> PreTrainedTokenizerFast:
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
                                    unk_token="<unk>")
+
+
+PROMPT_SPECIALS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
+
+
+def prompt_word_tokenizer(words: list[str], max_length: int) -> PreTrainedTokenizerFast:
+    """A word-level prompt tokenizer for tiny diffusion text encoders: [BOS] words [EOS], padded with [PAD]
+    to `max_length` (lower-cased; unknown words -> [UNK]); ids 0-3 are the specials, then `words` in order."""
+    pad, unk, bos, eos = PROMPT_SPECIALS
+    vocab = {tok: i for i, tok in enumerate([*PROMPT_SPECIALS, *words])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A {eos}", special_tokens=[(bos, 2), (eos, 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=pad, unk_token=unk, bos_token=bos, eos_token=eos,
+                                   model_max_length=max_length)
+
+
+def fixed_length_ids(tokenizer, prompts: list[str]) -> torch.Tensor:
+    """Token ids padded (and truncated) to the tokenizer's fixed length, as diffusion pipelines encode prompts."""
+    return tokenizer(list(prompts), padding="max_length", truncation=True, max_length=tokenizer.model_max_length,
+                     return_tensors="pt").input_ids

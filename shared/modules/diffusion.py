@@ -57,6 +57,20 @@ def per_sample_error(prediction: Tensor, target: Tensor, weight: Tensor | None =
     return (w * err).flatten(1).sum(dim=1) / w.flatten(1).sum(dim=1).clamp_min(1e-12)
 
 
+def denoiser_input(unet: torch.nn.Module) -> str:
+    """Return the name of the denoiser's noisy-input argument: "sample" (diffusers UNets) or "hidden_states"
+    (diffusers video / image transformers: CogVideoX, Wan, SD3). Their argument orders differ, so the
+    modules call every denoiser by keyword."""
+    forward = getattr(unet, "forward", None)
+    params = list(inspect.signature(forward).parameters) if forward is not None else []
+    return "hidden_states" if params and params[0] == "hidden_states" else "sample"
+
+
+def call_denoiser(unet: torch.nn.Module, input_name: str, noisy: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
+    """Return the denoiser's prediction for (noisy, timesteps, cond), calling it by keyword (see denoiser_input)."""
+    return unet(**{input_name: noisy}, timestep=timesteps, encoder_hidden_states=cond, return_dict=False)[0]
+
+
 def has_adapter(unet: torch.nn.Module) -> bool:
     """Return whether `unet` carries a peft adapter (wrapped by peft or attached with diffusers' add_adapter)."""
     return hasattr(unet, "disable_adapter") or bool(getattr(unet, "_hf_peft_config_loaded", False))
@@ -100,7 +114,12 @@ class DiffusionPreferenceModule(StepModule):
     is also denoised under it: OSPO's conditional term), optional "chosen_weights" /
     "rejected_weights": (B, 1, H, W) per-pixel weights of the squared error (OSPO's object-mask
     weighting)}. Unpaired batches (diffusion_kto): {"samples", "desirable": bool (B,),
-    "encoder_hidden_states", optional "weights"}. `reference`: "frozen_copy" (deep copy taken now), "adapter_disabled"
+    "encoder_hidden_states", optional "weights"}. Either kind may carry real (not generated) samples,
+    {"real", "real_encoder_hidden_states"}: with `real_weight` > 0 their plain denoising error is added,
+    loss = preference loss + real_weight * mean_i e_pol(x_real_i) (IPO's real-video regulariser; our
+    form: the SFT objective on real data, with its own noise draw). Samples may be images (B, C, H, W)
+    or videos (B, F, C, H, W) for a video transformer; the denoiser is called by keyword
+    (`call_denoiser`). `reference`: "frozen_copy" (deep copy taken now), "adapter_disabled"
     (the unet with its LoRA switched off), or "auto" (adapter_disabled when the unet has an adapter).
     Noise and timesteps of each step come from a generator seeded by (seed, stage, rank, global
     step, batch index), so runs repeat and resume exactly and validation always sees the same
@@ -109,8 +128,11 @@ class DiffusionPreferenceModule(StepModule):
 
     def __init__(self, unet: torch.nn.Module, noise_scheduler, *, loss: str = "diffusion_dpo",
                  loss_kwargs: dict | None = None, lr: float = 1e-5, weight_decay: float = 0.0,
-                 reference: str = "auto", seed: int = 0):
+                 reference: str = "auto", real_weight: float = 0.0, seed: int = 0):
         super().__init__()
+        if real_weight < 0:
+            raise ValueError(f"real_weight must be >= 0, got {real_weight}")
+        self.real_weight = real_weight
         self.loss_spec = get_loss(loss)
         if self.loss_spec.family != "diffusion":
             raise ValueError(f"loss '{loss}' is a {self.loss_spec.family} loss; DiffusionPreferenceModule trains "
@@ -132,6 +154,7 @@ class DiffusionPreferenceModule(StepModule):
         if reference == "adapter_disabled" and not has_adapter(unet):
             raise ValueError("reference 'adapter_disabled' needs a unet with a peft (LoRA) adapter; use 'frozen_copy'")
         self.unet = unet
+        self.input_name = denoiser_input(unet)
         self.noise_scheduler = noise_scheduler
         self.reference_kind = reference
         self.reference_unet = _FrozenUNet(unet) if reference == "frozen_copy" else None
@@ -141,7 +164,7 @@ class DiffusionPreferenceModule(StepModule):
         self.save_hyperparameters(ignore=["unet", "noise_scheduler"])
 
     def _predict(self, unet: torch.nn.Module, noisy: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
-        return unet(noisy, timesteps, encoder_hidden_states=cond, return_dict=False)[0]
+        return call_denoiser(unet, self.input_name, noisy, timesteps, cond)
 
     @torch.no_grad()
     def _reference_predict(self, noisy: Tensor, timesteps: Tensor, cond: Tensor) -> Tensor:
@@ -216,16 +239,34 @@ class DiffusionPreferenceModule(StepModule):
     def trainable_module(self) -> torch.nn.Module:
         return self.unet
 
+    def real_error(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor | None:
+        """Return the policy's mean denoising error on the batch's real samples (None when it has none)."""
+        if "real" not in batch:
+            return None
+        real, cond = batch["real"], _require(batch, "real_encoder_hidden_states")
+        _check_batch(cond, real=real)
+        noise, timesteps = sample_noise_and_timesteps(real.shape, self.noise_scheduler, generator)
+        noise, timesteps = noise.to(real), timesteps.to(real.device)
+        noisy = self.noise_scheduler.add_noise(real, noise, timesteps)
+        target = denoising_target(self.noise_scheduler, real, noise, timesteps)
+        return per_sample_error(self._predict(self.unet, noisy, timesteps, cond), target).mean()
+
     def _step(self, batch: dict[str, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
-        errors = self.errors(batch, self.step_generator(stage, batch_idx))
+        generator = self.step_generator(stage, batch_idx)
+        errors = self.errors(batch, generator)
         out = self.loss_spec(errors, **self.loss_kwargs)
+        loss = out.loss
         metrics = {"loss": out.loss.detach(), **_reward_metrics(out, errors), **out.metrics}
+        real = self.real_error(batch, generator) if self.real_weight > 0 else None
+        if real is not None:
+            loss = loss + self.real_weight * real
+            metrics.update({"loss": loss.detach(), "preference_loss": out.loss.detach(), "real_error": real.detach()})
         for name in ("policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected", "policy", "ref"):
             if hasattr(errors, name):
                 metrics[f"errors/{name}"] = getattr(errors, name).detach().mean()
         size = errors.policy.numel() if self.unpaired else errors.policy_chosen.numel()
         self.log_metrics(metrics, stage, batch_size=size)
-        return out.loss
+        return loss
 
 
 def _require(batch: dict[str, Tensor], key: str) -> Tensor:

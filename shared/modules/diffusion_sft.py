@@ -6,7 +6,8 @@ loss = mean ||target - unet(x_t, t, c)||^2 with x_t = add_noise(x_0, eps, t), ta
 `condition_dropout` a sample is trained on the empty prompt's embedding instead, so the model
 also learns the unconditional prediction that classifier-free guidance needs.
 
-Batches: {"samples": (B, C, H, W) in model space (pixels in [-1, 1] or VAE latents),
+Batches: {"samples": (B, C, H, W) images or (B, F, C, H, W) videos (a video transformer, called by
+keyword: `call_denoiser`) in model space (pixels in [-1, 1] or VAE latents),
 "input_ids": (B, L) padded to the tokenizer's fixed length} when the module encodes prompts
 itself (Stable Diffusion's convention: the text encoder sees the ids without an attention mask,
 as the pipelines call it), or {"samples", "encoder_hidden_states": (B, S, D)} with precomputed
@@ -22,7 +23,13 @@ import torch
 from torch import Tensor
 
 from shared.modules.base import StepModule
-from shared.modules.diffusion import denoising_target, per_sample_error, sample_noise_and_timesteps
+from shared.modules.diffusion import (
+    call_denoiser,
+    denoiser_input,
+    denoising_target,
+    per_sample_error,
+    sample_noise_and_timesteps,
+)
 
 
 class DiffusionSFTModule(StepModule):
@@ -37,6 +44,7 @@ class DiffusionSFTModule(StepModule):
         if condition_dropout > 0 and text_encoder is not None and empty_ids is None:
             raise ValueError("condition_dropout with a text encoder needs empty_ids (the empty prompt's token ids)")
         self.unet = unet
+        self.input_name = denoiser_input(unet)
         self.text_encoder = text_encoder
         self.noise_scheduler = noise_scheduler
         self.train_text_encoder = train_text_encoder and text_encoder is not None
@@ -83,7 +91,7 @@ class DiffusionSFTModule(StepModule):
         noise, timesteps = noise.to(samples), timesteps.to(samples.device)
         cond = self.conditioning(batch, drop)
         noisy = self.noise_scheduler.add_noise(samples, noise, timesteps)
-        prediction = self.unet(noisy, timesteps, encoder_hidden_states=cond, return_dict=False)[0]
+        prediction = call_denoiser(self.unet, self.input_name, noisy, timesteps, cond)
         loss = per_sample_error(prediction, denoising_target(self.noise_scheduler, samples, noise, timesteps)).mean()
         self.log_metrics({"loss": loss.detach()}, stage, batch_size=samples.shape[0])
         return loss
