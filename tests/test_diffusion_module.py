@@ -341,3 +341,51 @@ def test_bad_batch_raises_value_error(loss, change, match):
     batch = {k: v for k, v in batch.items() if v is not None}
     with pytest.raises(ValueError, match=match):
         module.errors(batch)
+
+
+def test_real_samples_add_their_weighted_denoising_error_to_the_loss():
+    unet = tiny_unet()
+    batch = pair_batch()
+    g = torch.Generator().manual_seed(7)
+    batch.update(real=torch.randn(4, C, 8, 8, generator=g), real_encoder_hidden_states=torch.randn(4, S, D, generator=g))
+    plain = DiffusionPreferenceModule(unet, scheduler(), loss="diffusion_dpo", seed=3)
+    weighted = DiffusionPreferenceModule(unet, scheduler(), loss="diffusion_dpo", real_weight=0.5, seed=3)
+    base, total = plain._step(batch, "train", 0), weighted._step(batch, "train", 0)
+    # The real term by hand: the step's generator draws the pair's noise first, then the real samples' noise.
+    gen = weighted.step_generator("train", 0)
+    weighted.errors(batch, gen)
+    noise = torch.randn(4, C, 8, 8, generator=gen)
+    t = torch.randint(0, 1000, (4,), generator=gen)
+    ab = scheduler().alphas_cumprod[t].view(-1, 1, 1, 1)
+    noisy = ab.sqrt() * batch["real"] + (1 - ab).sqrt() * noise
+    with torch.no_grad():
+        pred = unet(noisy, t, encoder_hidden_states=batch["real_encoder_hidden_states"]).sample
+    real = (pred - noise).pow(2).flatten(1).mean(1).mean()
+    assert torch.allclose(total, base + 0.5 * real, atol=1e-6)
+    with pytest.raises(ValueError, match="real_weight must be >= 0"):
+        DiffusionPreferenceModule(unet, scheduler(), real_weight=-1.0)
+
+
+def test_a_video_transformer_is_called_by_keyword_in_both_diffusion_modules():
+    """CogVideoX's transformer takes (hidden_states, encoder_hidden_states, timestep): not the UNet's order."""
+    from diffusers import CogVideoXTransformer3DModel
+
+    from shared.modules.diffusion import denoiser_input
+    from shared.modules.diffusion_sft import DiffusionSFTModule
+
+    torch.manual_seed(0)
+    model = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=3, out_channels=3,
+                                        time_embed_dim=16, text_embed_dim=D, num_layers=1, sample_width=8,
+                                        sample_height=8, sample_frames=4, patch_size=4, temporal_compression_ratio=1,
+                                        max_text_seq_length=S)
+    assert denoiser_input(model) == "hidden_states" and denoiser_input(tiny_unet()) == "sample"
+    g = torch.Generator().manual_seed(0)
+    videos = torch.randn(4, 4, 3, 8, 8, generator=g)  # (B, F, C, H, W)
+    cond = torch.randn(4, S, D, generator=g)
+    module = DiffusionPreferenceModule(model, scheduler("v_prediction"), loss="diffusion_dpo")
+    out = module.errors({"chosen": videos[:2], "rejected": videos[2:], "encoder_hidden_states": cond[:2]})
+    assert torch.allclose(out.policy_chosen, out.ref_chosen)  # the frozen copy starts equal to the policy
+    sft = DiffusionSFTModule(model, scheduler("v_prediction"), condition_dropout=0.0)
+    loss = sft._step({"samples": videos, "encoder_hidden_states": cond}, "train", 0)
+    loss.backward()
+    assert loss.isfinite() and next(model.parameters()).grad is not None

@@ -51,7 +51,8 @@ def test_sandbox_args_pass_read_only_paths_and_refuse_missing_ones(tmp_path):
 
 
 @pytest.mark.parametrize("module, cls", [("apps.codegen.config", "CodegenConfig"), ("apps.crystal.config", "CrystalConfig"),
-                                         ("apps.t2i.config", "T2IConfig"), ("apps.rag.config", "RagConfig"),
+                                         ("apps.t2i.config", "T2IConfig"), ("apps.t2v.config", "T2VConfig"),
+                                         ("apps.rag.config", "RagConfig"),
                                          ("apps.simulmt.config", "SimulConfig"), ("apps.ladder.config", "LadderConfig"),
                                          ("apps.recsys.config", "RecConfig"), ("apps.slides.config", "SlidesConfig")])
 def test_every_app_option_is_documented_in_help(module, cls):

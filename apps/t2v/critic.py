@@ -47,6 +47,7 @@ class CriticArgs:
 
 class Critic(Protocol):
     name: str
+    thresholds: dict[str, float]
 
     def score(self, videos: Sequence[np.ndarray], prompts: Sequence[str],
               scenes: Sequence[VideoScene | None] | None = None) -> list[dict[str, float]]:
@@ -54,23 +55,30 @@ class Critic(Protocol):
         ...
 
 
-def summarise(dims: dict[str, float]) -> dict[str, float]:
-    """Add "overall" (the mean of the dimensions) and "passed" (every dimension correct) to per-dimension scores."""
+# A dimension is right when its score reaches the critic's threshold. Rule critic: exact checks must score 1,
+# smoothness the checker's pass level; learned critic: its scores are probabilities of "right".
+RULE_THRESHOLDS = {**dict.fromkeys(DIMENSIONS, 1.0), "smoothness": SMOOTH_PASS}
+LEARNED_THRESHOLDS = dict.fromkeys(DIMENSIONS, 0.5)
+
+
+def summarise(dims: dict[str, float], thresholds: dict[str, float] = RULE_THRESHOLDS) -> dict[str, float]:
+    """Add "overall" (the mean of the dimensions) and "passed" (every dimension right) to per-dimension scores."""
     out = {d: float(np.clip(np.nan_to_num(dims.get(d, 0.0)), 0.0, 1.0)) for d in DIMENSIONS}
     out["overall"] = float(np.mean([out[d] for d in DIMENSIONS]))
-    out["passed"] = float(all(correct(out, d) for d in DIMENSIONS))
+    out["passed"] = float(all(correct(out, d, thresholds) for d in DIMENSIONS))
     return out
 
 
-def correct(scores: dict[str, float], dimension: str) -> bool:
-    """Whether a video is right on `dimension` (smoothness: at least the checker's SMOOTH_PASS; the others: exactly 1)."""
-    return scores[dimension] >= (SMOOTH_PASS if dimension == "smoothness" else 1.0)
+def correct(scores: dict[str, float], dimension: str, thresholds: dict[str, float] = RULE_THRESHOLDS) -> bool:
+    """Whether a video is right on `dimension` (its score reaches the critic's threshold)."""
+    return scores[dimension] >= thresholds[dimension]
 
 
 class RuleCritic:
     """Detection-based critic (see the module docstring)."""
 
     name = "rule"
+    thresholds = RULE_THRESHOLDS
 
     def score(self, videos: Sequence[np.ndarray], prompts: Sequence[str],
               scenes: Sequence[VideoScene | None] | None = None) -> list[dict[str, float]]:
@@ -85,16 +93,32 @@ class RuleCritic:
         return out
 
 
+class LearnedVideoCritic:
+    """A learned critic folder (apps/t2v/learned_critic.py) behind the critic interface: its per-dimension
+    probabilities are the scores, and a dimension is right at probability 0.5 or more."""
+
+    name = "learned"
+    thresholds = LEARNED_THRESHOLDS
+
+    def __init__(self, folder: str | Path):
+        from apps.t2v.learned_critic import LearnedCritic
+
+        self.model = LearnedCritic.load(folder)
+
+    def score(self, videos: Sequence[np.ndarray], prompts: Sequence[str],
+              scenes: Sequence[VideoScene | None] | None = None) -> list[dict[str, float]]:
+        rows = self.model.probabilities(list(videos), list(prompts))
+        return [summarise(dict(zip(DIMENSIONS, map(float, row))), self.thresholds) for row in rows]
+
+
 def load_critic(args: CriticArgs) -> Critic:
     """The configured critic; a bad kind or a missing learned-critic folder raises ValueError in one line."""
     if args.kind == "rule":
         return RuleCritic()
     if args.kind == "learned":
-        from apps.t2v.learned_critic import LearnedCritic
-
         if not args.path or not (Path(args.path) / "config.json").is_file():
             raise ValueError(f"critic.path {args.path!r}: not a learned-critic folder (no config.json)")
-        return LearnedCritic.load(args.path)
+        return LearnedVideoCritic(args.path)
     raise ValueError(f"critic.kind: {args.kind!r} is not one of {', '.join(CRITICS)}")
 
 
@@ -168,7 +192,7 @@ def critic_accuracy(critic: Critic, clips) -> dict[str, dict[str, float]]:
             row["n"].append(True)
             for d in DIMENSIONS:
                 if truth[d] is not None:
-                    row[d].append(correct(s, d) == truth[d])
+                    row[d].append(correct(s, d, critic.thresholds) == truth[d])
     return {k: {**{d: float(np.mean(v[d])) if v[d] else float("nan") for d in DIMENSIONS}, "n": float(len(v["n"]))}
             for k, v in table.items()}
 
@@ -179,3 +203,55 @@ def accuracy_markdown(table: dict[str, dict[str, float]]) -> str:
     for kind, row in table.items():
         lines.append(f"| {kind} | {int(row['n'])} | " + " | ".join("-" if row[d] != row[d] else f"{row[d]:.3f}" for d in DIMENSIONS) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_label_file(out_dir: Path, n_per_category: int, seed: int = 0) -> Path:
+    """Write validation clips (.npy) and a label file of their per-dimension truth (ambiguous cells left out): what
+    a human labeller would mark, in the format the learned critic trains on. Returns out_dir/labels.jsonl."""
+    from apps.t2v.learned_critic import LabelExample, write_labels
+    from shared.video_io import write_npy
+
+    examples = []
+    for n, (video, prompt, _, kind, truth) in enumerate(validation_clips(n_per_category, seed)):
+        path = write_npy(out_dir / "clips" / f"{n:05d}_{kind}.npy", video)
+        examples.append(LabelExample(path, prompt, {d: float(v) for d, v in truth.items() if v is not None}))
+    return write_labels(out_dir / "labels.jsonl", examples)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """python -m apps.t2v.critic validate | labels: the critic-accuracy table, or a label file of rendered clips."""
+    import argparse
+    import json
+
+    from shared.atomic import write_text
+
+    parser = argparse.ArgumentParser(prog="python -m apps.t2v.critic", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("validate", "labels"),
+                        help="validate: per-dimension accuracy on rendered and corrupted clips; labels: write such clips "
+                             "with their truth as a label file (to train a learned critic)")
+    parser.add_argument("--per-category", type=int, default=40, help="scenes per category (each in every corruption)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learned", action="append", default=[], help="also validate this learned-critic folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    args = parser.parse_args(argv)
+    if args.command == "labels":
+        path = write_label_file(args.out, args.per_category, args.seed)
+        print(path)
+        return {"labels": str(path)}
+    critics: list[Critic] = [RuleCritic()]
+    try:
+        critics += [load_critic(CriticArgs("learned", folder)) for folder in args.learned]
+    except ValueError as exc:
+        parser.error(str(exc))
+    clips = list(validation_clips(args.per_category, args.seed))
+    tables = {c.name if i < 2 else f"{c.name}_{i}": critic_accuracy(c, clips) for i, c in enumerate(critics)}
+    text = "".join(f"### {name} critic\n\n{accuracy_markdown(t)}\n" for name, t in tables.items())
+    write_text(args.out / "critic_accuracy.md", text)
+    write_text(args.out / "critic_accuracy.json", json.dumps(tables, indent=1))
+    print(text)
+    return tables
+
+
+if __name__ == "__main__":
+    main()

@@ -415,3 +415,36 @@ def accuracy(critic, examples: Sequence[LabelExample], batch_size: int = SCORE_B
             out[dim] = hits[dim] / counts[dim]
             out[f"n/{dim}"] = counts[dim]
     return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """python -m apps.t2v.learned_critic --labels FILE --out DIR: train a learned critic, report held-out accuracy."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m apps.t2v.learned_critic", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", type=Path, required=True, help="a label file (JSONL) to train on")
+    parser.add_argument("--heldout-labels", type=Path, help="a label file to report accuracy on")
+    parser.add_argument("--out", type=Path, required=True, help="the run folder; the critic is saved in <out>/model")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        train = load_labels(args.labels)
+        heldout = load_labels(args.heldout_labels) if args.heldout_labels else []
+    except (LabelFileError, OSError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
+    folder = train_learned_critic(train, args.out, vocabulary=prompt_vocabulary([e.prompt for e in train + heldout]),
+                                  steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    result = {"model": str(folder)}
+    if heldout:
+        result["heldout_accuracy"] = accuracy(LearnedCritic.load(folder), heldout)
+        write_json(args.out / "heldout_accuracy.json", result["heldout_accuracy"])
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
