@@ -26,17 +26,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import CogVideoXTransformer3DModel, DDIMScheduler, DiffusionPipeline
+from diffusers import (
+    CogVideoXTransformer3DModel,
+    DDIMScheduler,
+    DiffusionPipeline,
+    UNet2DConditionModel,
+    WanTransformer3DModel,
+)
+from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
 from shared.kit.diffusion import add_unet_lora
+from shared.modules.diffusion import call_denoiser, denoiser_input
 from shared.models import LoraSpec
 from shared.models.tokenizer import fixed_length_ids, prompt_word_tokenizer
 from shared.scenes.video import VIDEO_CATEGORIES, caption_of, sample_video_scene
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+ARCHITECTURES = ("stacked_unet", "wan", "cogvideox")
 CAPTION_CATEGORIES = tuple(c for c in VIDEO_CATEGORIES if c != "events")
 
 
@@ -50,13 +59,19 @@ class ModelArgs:
     """Which text-to-video model to train.
 
     Attributes:
-        source: "tiny" (a pixel-space CogVideoX transformer + small T5 encoder built from the fields below)
+        source: "tiny" (a pixel-space video transformer + small T5 encoder built from the fields below)
             or "pipeline" (a diffusers pipeline folder at `path`: a saved run model or CogVideoX).
         path: the pipeline folder for source "pipeline".
         resolution: frame side in pixels (CogVideoX-2b: 480x720; give `height`/`width` for non-square).
         height: frame height for source "pipeline" (0: resolution).
         width: frame width for source "pipeline" (0: resolution).
         frames: frames per video (CogVideoX-2b: 49).
+        architecture: the tiny denoiser: "stacked_unet" (a UNet2DConditionModel whose channels are the frames'
+            RGB stacked, 3 x frames in and out: convolutions mix space and time from the first layer), "wan"
+            (WanTransformer3DModel: self-attention over video
+            tokens with 3D rotary positions, cross-attention to the text) or "cogvideox"
+            (CogVideoXTransformer3DModel: one joint attention over text and video tokens, fixed sin-cos positions).
+        channels: the stacked UNet's block widths.
         heads: the tiny transformer's attention heads.
         head_dim: the tiny transformer's width per head.
         layers: the tiny transformer's blocks.
@@ -74,6 +89,8 @@ class ModelArgs:
     height: int = 0
     width: int = 0
     frames: int = 8
+    architecture: str = "stacked_unet"
+    channels: list[int] = field(default_factory=lambda: [64, 96, 96])
     heads: int = 4
     head_dim: int = 16
     layers: int = 4
@@ -99,6 +116,30 @@ def caption_vocabulary(draws: int = 400, seed: int = 0) -> list[str]:
     return sorted(words)
 
 
+def frames_first(transformer: torch.nn.Module) -> bool:
+    """Whether the denoiser takes (B, F, C, H, W) samples (CogVideoX) rather than (B, C, F, H, W) (Wan)."""
+    return not isinstance(transformer, WanTransformer3DModel)
+
+
+def stacked(transformer: torch.nn.Module) -> bool:
+    """Whether the denoiser is a 2D UNet over frames stacked as channels: samples (B, F * C, H, W)."""
+    return isinstance(transformer, UNet2DConditionModel)
+
+
+def to_layout(x: torch.Tensor, transformer: torch.nn.Module) -> torch.Tensor:
+    """(B, F, C, H, W) pixels -> the denoiser's layout."""
+    if stacked(transformer):
+        return x.flatten(1, 2)
+    return x if frames_first(transformer) else x.transpose(1, 2)
+
+
+def from_layout(x: torch.Tensor, transformer: torch.nn.Module, frames: int) -> torch.Tensor:
+    """The denoiser's layout -> (B, F, C, H, W)."""
+    if stacked(transformer):
+        return x.unflatten(1, (frames, x.shape[1] // frames))
+    return x if frames_first(transformer) else x.transpose(1, 2)
+
+
 class PixelT2VPipelineOutput(BaseOutput):
     """frames: (N, F, H, W, 3) floats in [0, 1] (output_type "np") or lists of PIL images ("pil")."""
 
@@ -110,10 +151,11 @@ class PixelT2VPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer"
 
-    def __init__(self, transformer: CogVideoXTransformer3DModel, text_encoder: T5EncoderModel,
-                 tokenizer: PreTrainedTokenizerFast, scheduler):
+    def __init__(self, transformer: ModelMixin, text_encoder: T5EncoderModel,
+                 tokenizer: PreTrainedTokenizerFast, scheduler, frames: int = 8, height: int = 32, width: int = 32):
         super().__init__()
         self.register_modules(transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+        self.register_to_config(frames=frames, height=height, width=width)
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
@@ -127,24 +169,28 @@ class PixelT2VPipeline(DiffusionPipeline):
         """Draw one video per prompt; see PixelT2VPipelineOutput."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         cfg = self.transformer.config
-        frames = num_frames or cfg.sample_frames
+        frames = num_frames or self.config.frames
         cond = self.encode_prompt(prompts)
         guided = guidance_scale > 1.0
         if guided:
             cond = torch.cat([self.encode_prompt([""] * len(prompts)), cond])
-        x = randn_tensor((len(prompts), frames, cfg.in_channels, cfg.sample_height, cfg.sample_width),
+        if stacked(self.transformer):
+            shape = (cfg.in_channels,)
+        else:
+            shape = (frames, cfg.in_channels) if frames_first(self.transformer) else (cfg.in_channels, frames)
+        x = randn_tensor((len(prompts), *shape, self.config.height, self.config.width),
                          generator=generator, device=self.transformer.device, dtype=self.transformer.dtype)
         self.scheduler.set_timesteps(num_inference_steps, device=self.transformer.device)
         x = x * self.scheduler.init_noise_sigma
         for t in self.scheduler.timesteps:
             model_in = self.scheduler.scale_model_input(torch.cat([x] * 2) if guided else x, t)
             timestep = t.expand(model_in.shape[0])
-            pred = self.transformer(hidden_states=model_in, encoder_hidden_states=cond, timestep=timestep,
-                                    return_dict=False)[0]
+            pred = call_denoiser(self.transformer, denoiser_input(self.transformer), model_in, timestep, cond)
             if guided:
                 uncond, text = pred.chunk(2)
                 pred = uncond + guidance_scale * (text - uncond)
             x = self.scheduler.step(pred, t, x, generator=generator).prev_sample
+        x = from_layout(x, self.transformer, frames)
         videos = ((x.clamp(-1, 1) + 1) / 2).permute(0, 1, 3, 4, 2).float().cpu().numpy()
         if output_type == "pil":
             videos = [self.numpy_to_pil(v) for v in videos]
@@ -166,7 +212,7 @@ class T2VModel:
     frames: int
 
     @property
-    def unet(self) -> CogVideoXTransformer3DModel:
+    def unet(self) -> WanTransformer3DModel | CogVideoXTransformer3DModel:
         return self.pipeline.transformer
 
     @property
@@ -193,11 +239,11 @@ class T2VModel:
 
     @torch.no_grad()
     def to_model_space(self, videos: np.ndarray) -> torch.Tensor:
-        """uint8 (N, F, H, W, 3) videos -> what the transformer denoises, (N, F, C, H, W): pixels in [-1, 1],
-        or scaled VAE latents (CogVideoX's VAE compresses 4x in time, 8x in space)."""
+        """uint8 (N, F, H, W, 3) videos -> what the transformer denoises: pixels in [-1, 1], or scaled VAE latents
+        (CogVideoX's VAE compresses 4x in time, 8x in space); (N, F, C, H, W) for CogVideoX, (N, C, F, H, W) for Wan."""
         x = torch.from_numpy(np.array(videos, dtype=np.uint8)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
         if not self.latent:
-            return x
+            return to_layout(x, self.unet)
         vae = self.pipeline.vae
         latents = vae.encode(x.permute(0, 2, 1, 3, 4).to(vae.device, vae.dtype)).latent_dist.mean
         return (latents * vae.config.scaling_factor).permute(0, 2, 1, 3, 4).float()
@@ -231,6 +277,7 @@ class T2VModel:
         if getattr(self.unet, "_hf_peft_config_loaded", False):
             self.unet.fuse_lora()
             self.unet.unload_lora()
+        quiet_progress()
         self.pipeline.save_pretrained(folder)
         return folder
 
@@ -243,14 +290,31 @@ def _tiny_pipeline(args: ModelArgs, seed: int) -> PixelT2VPipeline:
     text_encoder = T5EncoderModel(T5Config(
         vocab_size=len(tokenizer), d_model=args.text_width, d_kv=max(8, args.text_width // 4), d_ff=2 * args.text_width,
         num_layers=args.text_layers, num_heads=4, dropout_rate=0.0, pad_token_id=0, eos_token_id=3, decoder_start_token_id=0))
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=args.heads, attention_head_dim=args.head_dim, in_channels=3, out_channels=3,
-        time_embed_dim=args.heads * args.head_dim, text_embed_dim=args.text_width, num_layers=args.layers,
-        sample_width=args.resolution, sample_height=args.resolution, sample_frames=args.frames, patch_size=args.patch,
-        temporal_compression_ratio=1, max_text_seq_length=args.max_length)
+    if args.architecture == "stacked_unet":
+        depth = len(args.channels)
+        transformer = UNet2DConditionModel(
+            sample_size=args.resolution, in_channels=3 * args.frames, out_channels=3 * args.frames,
+            block_out_channels=tuple(args.channels), layers_per_block=1, cross_attention_dim=args.text_width,
+            attention_head_dim=8, norm_num_groups=8, down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (depth - 1),
+            up_block_types=("CrossAttnUpBlock2D",) * (depth - 1) + ("UpBlock2D",))
+    elif args.architecture == "wan":
+        transformer = WanTransformer3DModel(
+            patch_size=(1, args.patch, args.patch), num_attention_heads=args.heads, attention_head_dim=args.head_dim,
+            in_channels=3, out_channels=3, text_dim=args.text_width, freq_dim=args.heads * args.head_dim,
+            ffn_dim=2 * args.heads * args.head_dim, num_layers=args.layers,
+            rope_max_seq_len=max(64, args.frames, args.resolution // args.patch))
+    elif args.architecture == "cogvideox":
+        transformer = CogVideoXTransformer3DModel(
+            num_attention_heads=args.heads, attention_head_dim=args.head_dim, in_channels=3, out_channels=3,
+            time_embed_dim=args.heads * args.head_dim, text_embed_dim=args.text_width, num_layers=args.layers,
+            sample_width=args.resolution, sample_height=args.resolution, sample_frames=args.frames,
+            patch_size=args.patch, temporal_compression_ratio=1, max_text_seq_length=args.max_length)
+    else:
+        raise ValueError(f"model.architecture: {args.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
                               clip_sample=True)
-    return PixelT2VPipeline(transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+    return PixelT2VPipeline(transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
+                            frames=args.frames, height=args.resolution, width=args.resolution)
 
 
 def _load_pipeline(path: str, dtype: str) -> DiffusionPipeline:
@@ -284,7 +348,7 @@ def quiet_progress() -> None:
 def _model(pipeline: DiffusionPipeline, args: ModelArgs | None) -> T2VModel:
     cfg = pipeline.transformer.config
     if isinstance(pipeline, PixelT2VPipeline):
-        height, width, frames = cfg.sample_height, cfg.sample_width, cfg.sample_frames
+        height, width, frames = pipeline.config.height, pipeline.config.width, pipeline.config.frames
     else:
         vae = pipeline.vae_scale_factor_spatial
         side = args.resolution if args else 0

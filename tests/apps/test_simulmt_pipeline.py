@@ -147,10 +147,11 @@ def test_the_session_server_keeps_state_by_id(tiny_run):
         assert _call("GET", f"{url}/health")[1]["sessions"] == 2
 
 
-def test_bad_options_fail_in_one_line(tmp_path):
+def test_bad_options_fail_in_one_line(tmp_path, capsys):
     for override, message in [("methods=[ppo]", "unknown name 'ppo'"), ("eval.thresholds=[1.5]", "lies in (0, 1]"),
                               ("data.train=missing.tsv", "missing.tsv: no such file")]:
-        done = subprocess.run([sys.executable, "-m", "apps.simulmt.train", "--config", "configs/simulmt/tiny.yaml",
-                               override, f"run_dir={tmp_path / 'r'}"], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
-        assert done.stderr.startswith(PROG)
+        with pytest.raises(SystemExit) as exit_info:  # in-process: the same argument parsing and error path as the CLI
+            main(["--config", "configs/simulmt/tiny.yaml", override, f"run_dir={tmp_path / 'r'}"])
+        stderr = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in stderr and stderr.count("\n") == 1, stderr
+        assert stderr.startswith(PROG)

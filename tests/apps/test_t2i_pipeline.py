@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
-import sys
 import urllib.request
 
 import numpy as np
@@ -122,21 +120,24 @@ def test_serving_returns_png_and_checks_scene_prompts(run):
     assert outputs[0]["check"]["answers"][0]["question"] and outputs[1]["check"] is None
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "apps.t2i.train", *args], capture_output=True, text=True, timeout=300)
+def _train_error(capsys, *overrides) -> str:
+    """Run train in-process with the tiny config; return its one-line error (it must exit 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        t2i_train.main(["--config", "configs/t2i/tiny.yaml", *overrides])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
 
 
-def test_bad_config_key_and_malformed_prompt_file_give_one_line(tmp_path):
-    out = _cli("--config", "configs/t2i/tiny.yaml", "pref.stepz=3", f"run_dir={tmp_path / 'a'}")
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "stepz" in out.stderr
+def test_bad_config_key_and_malformed_prompt_file_give_one_line(tmp_path, capsys):
+    assert "stepz" in _train_error(capsys, "pref.stepz=3", f"run_dir={tmp_path / 'a'}")
     bad = tmp_path / "prompts.jsonl"
     bad.write_text('{"scene": {"category": "single_object", "objects": [{"colour": "red", "shape": "circle"}]}}\n'
                    '{"scene": {"category": "single_object", "objects": [{"colour": "pink", "shape": "circle"}]}}\n')
-    out = _cli("--config", "configs/t2i/tiny.yaml", f"data.train_prompts={bad}", f"run_dir={tmp_path / 'b'}")
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
-    assert f"{bad}:2" in out.stderr and "pink" in out.stderr
-    out = _cli("--config", "configs/t2i/tiny.yaml", "pref.methods=[ospo, dpoo]", f"run_dir={tmp_path / 'c'}")
-    assert out.returncode == 2 and "unknown method 'dpoo'" in out.stderr
+    err = _train_error(capsys, f"data.train_prompts={bad}", f"run_dir={tmp_path / 'b'}")
+    assert f"{bad}:2" in err and "pink" in err
+    assert "unknown method 'dpoo'" in _train_error(capsys, "pref.methods=[ospo, dpoo]", f"run_dir={tmp_path / 'c'}")
 
 
 def test_diffusion_sft_step_trains_unet_and_text_encoder():
