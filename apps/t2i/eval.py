@@ -35,7 +35,8 @@ from shared.scenes.image import CATEGORIES, Scene, prompt_of
 from shared.atomic import write_bytes, write_text
 from shared.config import ConfigError, load_yaml
 from shared.evaluation import Metric, ResultsTable, evaluate_models
-from shared.kit import EvalArgs, eval_parser, fail, named, set_threads
+from shared.kit import EvalArgs, eval_parser, fail, set_threads
+from shared.kit.diffusion import run_pipelines
 from shared.training import quiet_lightning
 
 if TYPE_CHECKING:  # the config imports this module's eval section
@@ -151,17 +152,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompts", type=Path, help="a JSONL prompt file instead of the run's held-out prompts")
     args = parser.parse_args(argv)
     try:
-        if not (args.run / "config.yaml").is_file() or not (args.run / "final_model.json").is_file():
-            raise ValueError(f"{args.run}: not a finished t2i training run folder (no config.yaml or final_model.json)")
+        models = run_pipelines(args.run, args.model, "t2i")
         from apps.t2i.config import T2IConfig
 
         cfg = load_yaml(T2IConfig, args.run / "config.yaml")
-        models = {k: Path(v) for k, v in json.loads((args.run / "final_model.json").read_text())["models"].items()}
-        for entry in args.model:
-            name, folder = named(entry, "FOLDER")
-            if not (Path(folder) / "model_index.json").is_file():
-                raise ValueError(f"--model {entry!r}: expected NAME=FOLDER with a diffusers pipeline folder")
-            models[name] = Path(folder)
         scenes = [r.scene for r in load_prompts(args.prompts or args.run / "data" / "heldout_prompts.jsonl")]
     except (ValueError, ConfigError, OSError) as exc:
         fail(PROG, exc)

@@ -14,7 +14,6 @@ optionally with a LoRA adapter on the UNet (`model.lora.r > 0`, peft through dif
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 from shared.scenes.image import CATEGORIES, sample_scene, prompt_of
 from shared.kit.diffusion import add_unet_lora
 from shared.models import LoraSpec
+from shared.models.tokenizer import drawn_vocabulary
 from shared.models.tokenizer import fixed_length_ids as tokenize
 from shared.models.tokenizer import prompt_word_tokenizer as word_tokenizer
 
@@ -70,20 +70,9 @@ class ModelArgs:
     dtype: str = "float32"
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
-
-
 def scene_vocabulary(draws: int = 400, seed: int = 0) -> list[str]:
     """Every word the scene prompts use (drawn from each category until no new word appears)."""
-    import random
-
-    rng = random.Random(seed)
-    words: set[str] = set()
-    for category in CATEGORIES:
-        for _ in range(draws):
-            words.update(_words(prompt_of(sample_scene(rng, category))))
-    return sorted(words)
+    return drawn_vocabulary(lambda rng, category: prompt_of(sample_scene(rng, category)), CATEGORIES, draws, seed)
 
 
 class PixelT2IPipeline(DiffusionPipeline):

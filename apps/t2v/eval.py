@@ -38,7 +38,8 @@ from apps.t2v.vbench import motion_smoothness_proxy, temporal_flickering
 from shared.atomic import write_text
 from shared.config import ConfigError, load_yaml
 from shared.evaluation import Metric, ResultsTable, evaluate_models
-from shared.kit import EvalArgs, eval_parser, fail, named, set_threads
+from shared.kit import EvalArgs, eval_parser, fail, set_threads
+from shared.kit.diffusion import run_pipelines
 from shared.scenes.video import sample_video_scene
 from shared.training import quiet_lightning
 from shared.video_io import read_video, video_grid, write_gif, write_mp4, write_npy
@@ -167,17 +168,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompts", type=Path, help="a JSONL prompt file instead of the run's held-out prompts")
     args = parser.parse_args(argv)
     try:
-        if not (args.run / "config.yaml").is_file() or not (args.run / "final_model.json").is_file():
-            raise ValueError(f"{args.run}: not a finished t2v training run folder (no config.yaml or final_model.json)")
+        models = run_pipelines(args.run, args.model, "t2v")
         from apps.t2v.config import T2VConfig
 
         cfg = load_yaml(T2VConfig, args.run / "config.yaml")
-        models = {k: Path(v) for k, v in json.loads((args.run / "final_model.json").read_text())["models"].items()}
-        for entry in args.model:
-            name, folder = named(entry, "FOLDER")
-            if not (Path(folder) / "model_index.json").is_file():
-                raise ValueError(f"--model {entry!r}: expected NAME=FOLDER with a diffusers pipeline folder")
-            models[name] = Path(folder)
         prompts = load_prompts(args.prompts or args.run / "data" / "heldout_prompts.jsonl")
     except (ValueError, ConfigError, OSError) as exc:
         fail(PROG, exc)

@@ -19,8 +19,6 @@ pipeline's own scheduler (CogVideoX's DDIM with its SNR shift); the samples the 
 from __future__ import annotations
 
 import json
-import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +39,7 @@ from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 from shared.kit.diffusion import add_unet_lora
 from shared.modules.diffusion import call_denoiser, denoiser_input
 from shared.models import LoraSpec
-from shared.models.tokenizer import fixed_length_ids, prompt_word_tokenizer
+from shared.models.tokenizer import drawn_vocabulary, fixed_length_ids, prompt_word_tokenizer
 from shared.scenes.video import VIDEO_CATEGORIES, caption_of, sample_video_scene
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -102,18 +100,10 @@ class ModelArgs:
     dtype: str = "float32"
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
-
-
 def caption_vocabulary(draws: int = 400, seed: int = 0) -> list[str]:
     """Every word the video captions use (drawn from each category until no new word appears)."""
-    rng = random.Random(seed)
-    words: set[str] = set()
-    for category in CAPTION_CATEGORIES:
-        for _ in range(draws):
-            words.update(_words(caption_of(sample_video_scene(rng, category))))
-    return sorted(words)
+    return drawn_vocabulary(lambda rng, category: caption_of(sample_video_scene(rng, category)), CAPTION_CATEGORIES,
+                            draws, seed)
 
 
 def frames_first(transformer: torch.nn.Module) -> bool:

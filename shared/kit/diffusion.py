@@ -93,3 +93,19 @@ def resolve_pipeline(source: str, which: str | None = None) -> Path:
     if not (folder / "model_index.json").is_file():
         raise ValueError(f"{source}: neither a training run folder (final_model.json) nor a diffusers pipeline folder")
     return folder
+
+
+def run_pipelines(run: Path, entries: Sequence[str], app: str) -> dict[str, Path]:
+    """The pipelines an eval CLI compares: every model a finished run recorded (final_model.json "models"), plus
+    `--model NAME=FOLDER` entries, each a diffusers pipeline folder; ValueError in one line otherwise."""
+    from shared.kit.cli import named
+
+    if not (run / "config.yaml").is_file() or not (run / "final_model.json").is_file():
+        raise ValueError(f"{run}: not a finished {app} training run folder (no config.yaml or final_model.json)")
+    models = {k: Path(v) for k, v in json.loads((run / "final_model.json").read_text())["models"].items()}
+    for entry in entries:
+        name, folder = named(entry, "FOLDER")
+        if not (Path(folder) / "model_index.json").is_file():
+            raise ValueError(f"--model {entry!r}: expected NAME=FOLDER with a diffusers pipeline folder")
+        models[name] = Path(folder)
+    return models

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import re
+from collections.abc import Callable, Sequence
+
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
@@ -48,6 +52,18 @@ def word_level_tokenizer(tokens: list[str]) -> PreTrainedTokenizerFast:
 
 
 PROMPT_SPECIALS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
+
+
+def drawn_vocabulary(draw: Callable[[random.Random, str], str], kinds: Sequence[str], draws: int = 400,
+                     seed: int = 0) -> list[str]:
+    """Every lower-case word of the prompts `draw(rng, kind)` writes, `draws` prompts of each kind (sorted): the
+    vocabulary of a generated prompt grammar, for `prompt_word_tokenizer`."""
+    rng = random.Random(seed)
+    words: set[str] = set()
+    for kind in kinds:
+        for _ in range(draws):
+            words.update(re.findall(r"[a-z]+", draw(rng, kind).lower()))
+    return sorted(words)
 
 
 def prompt_word_tokenizer(words: list[str], max_length: int) -> PreTrainedTokenizerFast:

@@ -16,7 +16,7 @@ from apps.t2v.critic import (
     load_critic,
     validation_clips,
 )
-from apps.t2v.data import CATEGORIES, VideoPrompt, build_split, load_prompts, write_prompts
+from apps.t2v.data import CATEGORIES, build_split, load_prompts, write_prompts
 from apps.t2v.vbench import motion_smoothness_proxy, temporal_flickering
 from shared.records import RecordError
 from shared.scenes.video import caption_of, render_video, sample_video_scene
