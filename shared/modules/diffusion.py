@@ -61,6 +61,8 @@ def denoiser_input(unet: torch.nn.Module) -> str:
     """Return the name of the denoiser's noisy-input argument: "sample" (diffusers UNets) or "hidden_states"
     (diffusers video / image transformers: CogVideoX, Wan, SD3). Their argument orders differ, so the
     modules call every denoiser by keyword."""
+    if hasattr(unet, "get_base_model"):  # a peft.PeftModel forwards **kwargs to the model it wraps
+        unet = unet.get_base_model()
     forward = getattr(unet, "forward", None)
     params = list(inspect.signature(forward).parameters) if forward is not None else []
     return "hidden_states" if params and params[0] == "hidden_states" else "sample"
@@ -118,7 +120,7 @@ class DiffusionPreferenceModule(StepModule):
     {"real", "real_encoder_hidden_states"}: with `real_weight` > 0 their plain denoising error is added,
     loss = preference loss + real_weight * mean_i e_pol(x_real_i) (IPO's real-video regulariser; our
     form: the SFT objective on real data, with its own noise draw). Samples may be images (B, C, H, W)
-    or videos (B, F, C, H, W) for a video transformer; the denoiser is called by keyword
+    or videos in the denoiser's layout (CogVideoX (B, F, C, H, W), Wan (B, C, F, H, W)); it is called by keyword
     (`call_denoiser`). `reference`: "frozen_copy" (deep copy taken now), "adapter_disabled"
     (the unet with its LoRA switched off), or "auto" (adapter_disabled when the unet has an adapter).
     Noise and timesteps of each step come from a generator seeded by (seed, stage, rank, global

@@ -107,3 +107,16 @@ def test_vbench_temporal_flickering_and_the_smoothness_proxy():
     assert motion_smoothness_proxy(ramp) == 1.0  # each odd frame is the mean of its neighbours
     assert motion_smoothness_proxy(flicker) == pytest.approx(0.0)
     assert temporal_flickering(np.full((4, 8, 8, 3), np.nan)) == 1.0  # NaN pixels count as 0, never raise
+
+
+def test_learned_critic_cli_refuses_a_malformed_label_file_in_one_line(tmp_path, capsys):
+    from apps.t2v.learned_critic import main
+
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"video": "missing.npy", "prompt": "a red circle moving left", "labels": {"motion": 1}}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--labels", str(labels), "--out", str(tmp_path / "critic")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+    assert f"{labels}:1: field 'video'" in err and "missing.npy: no such file" in err
+    assert not (tmp_path / "critic").exists()
