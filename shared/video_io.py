@@ -71,10 +71,15 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.nda
 
 
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, scale: int = 1) -> Path:
-    """Write frames as an H.264 MP4 (yuv420p, sides padded to even; `scale` repeats pixels), atomically."""
+    """Write frames as an H.264 MP4 (see mp4_bytes), atomically."""
+    return write_bytes(path, mp4_bytes(check_frames(frames, str(path)), fps, scale))
+
+
+def mp4_bytes(frames: np.ndarray, fps: int = 8, scale: int = 1) -> bytes:
+    """Encode frames as an H.264 MP4 in memory (yuv420p, sides padded to even; `scale` repeats pixels)."""
     import av
 
-    frames = check_frames(frames, str(path))
+    frames = check_frames(frames)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
     h, w = frames.shape[1:3]
@@ -90,7 +95,7 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, scale: 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: int = 8, scale: int = 1) -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,9 @@ from shared.kit.diffusion import resolve_pipeline
 from shared.scenes.video import parse_caption
 from shared.serving.cli import infer_parser, serve, serve_kwargs
 from shared.serving.protocol import Param
-from shared.video_io import write_gif, write_mp4
+from shared.video_io import mp4_bytes, write_gif, write_mp4
 
 PROG = "python -m apps.t2v.infer"
-
-
-def mp4_bytes(frames, fps: int = 8, scale: int = 4) -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        return write_mp4(Path(tmp) / "v.mp4", frames, fps=fps, scale=scale).read_bytes()
 
 
 class VideoGenerator:

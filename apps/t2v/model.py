@@ -1,13 +1,13 @@
 """The text-to-video model: a diffusers video pipeline (ours in pixel space, or CogVideoX) behind one API.
 
-Embedded default: a small `CogVideoXTransformer3DModel` (CogVideoX's architecture: text and video
-tokens in one full 3D attention, adaptive layer norms on the timestep) denoising 8 frames of 32x32
-RGB pixels directly (no VAE; 4x4 pixel patches, 512 video tokens), conditioned on a small T5
-encoder (`T5EncoderModel`, CogVideoX's text-encoder family, trained from scratch with the
-transformer during SFT) over a word-level tokenizer of the caption vocabulary; v-prediction DDPM
-training schedule, DDIM sampling with classifier-free guidance. It is saved and loaded as one
-diffusers pipeline (`PixelT2VPipeline`, `save_pretrained` / `from_pretrained`: model_index.json +
-transformer/ text_encoder/ tokenizer/ scheduler/).
+Embedded default: a denoiser over 8 frames of 32x32 RGB pixels directly (no VAE), by default a
+`UNet2DConditionModel` whose channels are the frames stacked (`model.architecture: stacked_unet`;
+Wan and CogVideoX transformers are the other choices, see ModelArgs), conditioned on a small T5
+encoder (`T5EncoderModel`, CogVideoX's text-encoder family, trained from scratch with the denoiser
+during SFT) over a word-level tokenizer of the caption vocabulary; v-prediction DDPM training
+schedule, DDIM sampling with classifier-free guidance. It is saved and loaded as one diffusers
+pipeline (`PixelT2VPipeline`, `save_pretrained` / `from_pretrained`: model_index.json +
+transformer/ (the denoiser) text_encoder/ tokenizer/ scheduler/).
 
 `model.source: pipeline` loads any CogVideoX pipeline folder instead (`CogVideoXPipeline`: VAE
 latents, frozen T5-XXL, CogVideoX-2b / 5b; or one of ours), optionally with LoRA on the
@@ -193,7 +193,7 @@ class PixelT2VPipeline(DiffusionPipeline):
 class T2VModel:
     """What training, evaluation and serving need from a text-to-video pipeline.
 
-    `unet` is the denoiser (the video transformer), named as the kit's diffusion stages expect."""
+    `unet` is the denoiser (the pipeline's `transformer` slot), named as the kit's diffusion stages expect."""
 
     pipeline: DiffusionPipeline
     noise_scheduler: object  # the training schedule (noise levels for the losses)
@@ -202,7 +202,7 @@ class T2VModel:
     frames: int
 
     @property
-    def unet(self) -> WanTransformer3DModel | CogVideoXTransformer3DModel:
+    def unet(self) -> ModelMixin:
         return self.pipeline.transformer
 
     @property

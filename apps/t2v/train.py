@@ -1,6 +1,6 @@
 """Train a text-to-video model: SFT on rendered clips, then IPO rounds with critic labels (DPO and KTO), then the eval.
 
-    python -m apps.t2v.train --config configs/t2v/ipo.yaml               # embedded default (tiny pixel CogVideoX, CPU)
+    python -m apps.t2v.train --config configs/t2v/ipo.yaml               # embedded default (tiny pixel denoiser, CPU)
     python -m apps.t2v.train --config configs/t2v/paper_cogvideox.yaml   # CogVideoX-2b + LoRA, GPU
     python -m apps.t2v.train --help                                      # every option with its default
 
