@@ -128,6 +128,24 @@ def test_threshold_pairs_prompt_a_video():
     assert threshold_pairs(cands, chosen_threshold=0.95) == []
 
 
+def test_threshold_pairs_tries_the_second_when_the_top_fails_a_dimension():
+    cands = [
+        cand("v", "best", 0.9, aesthetic=0.7),
+        cand("v", "close", 0.85, aesthetic=0.9),
+        cand("v", "low", 0.5, aesthetic=0.9),
+        cand("v", "lower", 0.2, aesthetic=0.9),
+    ]
+    pairs = threshold_pairs(cands, margin=0.1, per_dimension_thresholds={"aesthetic": 0.75}, tries=2)
+    # "close" is chosen; "best" scores above it and is never its rejected partner, nor is "close" itself
+    assert triples(pairs) == [("prompt v", "close", "low"), ("prompt v", "close", "lower")]
+    assert threshold_pairs(cands, margin=-1.0, per_dimension_thresholds={"aesthetic": 0.75}, tries=2)[0].chosen == "close"
+    assert all(p.rejected != "close" for p in threshold_pairs(cands, margin=-1.0, per_dimension_thresholds={"aesthetic": 0.75}, tries=2))
+    assert threshold_pairs(cands, per_dimension_thresholds={"aesthetic": 0.95}, tries=4) == []
+    assert threshold_pairs(cands, chosen_threshold=0.88, per_dimension_thresholds={"aesthetic": 0.75}, tries=2) == []
+    with pytest.raises(ValueError, match="tries"):
+        threshold_pairs(cands, tries=0)
+
+
 def tier_cands():
     return [
         cand("p", "g1", q=2.0),

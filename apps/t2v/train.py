@@ -1,8 +1,17 @@
-"""Train a text-to-video model: SFT on rendered clips, then IPO rounds with critic labels (DPO and KTO), then the eval.
+"""Train a text-to-video model (IPO) or a prompt booster for it (Prompt-A-Video), then evaluate.
 
     python -m apps.t2v.train --config configs/t2v/ipo.yaml               # embedded default (tiny pixel denoiser, CPU)
     python -m apps.t2v.train --config configs/t2v/paper_cogvideox.yaml   # CogVideoX-2b + LoRA, GPU
+    python -m apps.t2v.train --config configs/t2v/prompt_a_video.yaml \
+        sft.init_from=runs/t2v/ipo/sft/model                              # a SmolLM2 booster for that video model
     python -m apps.t2v.train --help                                      # every option with its default
+
+method prompt_a_video: the video model is sft.init_from or trained here as below (SFT); then the
+booster's stages (apps/t2v/prompt_a_video.py: evolution, SFT, DPO rounds) and the evaluation of the
+request, each booster and the caption reference on held-out requests (apps/t2v/pav_eval.py); the
+run folder's final_model.json names the last DPO round's booster and the video model (read by infer).
+
+method ipo:
 
 Stages, each skipped when a rerun finds it complete (a killed run resumes): prompts (data/),
 SFT (sft/model: a diffusers pipeline), then for each labelling in ipo.labellings its rounds through
@@ -21,12 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apps.t2v.config import T2VConfig
+from apps.t2v.config import METHODS, T2VConfig
 from apps.t2v.critic import load_critic
 from apps.t2v.data import CATEGORIES, VideoPrompt, build_split, load_prompts, write_prompts
 from apps.t2v.eval import evaluate, heldout_prompts
 from apps.t2v.ipo import LABELLINGS, build_labels, ipo_fit, round_metrics, sample_videos, score_videos
 from apps.t2v.model import T2VModel, load_model, load_saved
+from apps.t2v.pav_eval import evaluate_boosters
+from apps.t2v.prompt_a_video import run_booster_dpo, run_booster_sft
+from apps.t2v.rewrite_reward import RewriteScorer
+from apps.t2v.user_prompts import user_prompt_split
 from shared.kit import finish_run, loop_errors, record_final_model, start_run
 from shared.kit.diffusion import run_diffusion_sft
 from shared.loop import RecipeFunctions, RunLayout, run_loop
@@ -60,6 +73,24 @@ def prompt_sets(cfg: T2VConfig) -> tuple[list[VideoPrompt], list[VideoPrompt]]:
     write_prompts(data / "train_prompts.jsonl", train)
     write_prompts(data / "heldout_prompts.jsonl", heldout)
     return train, heldout
+
+
+def request_sets(cfg: T2VConfig) -> tuple[list[VideoPrompt], list[VideoPrompt]]:
+    """(Prompt-A-Video's training requests, held-out requests), from files or generated; written to data/."""
+    load_critic(cfg.critic)
+    cfg.reward.check()
+    generated = user_prompt_split(cfg.pav.prompts_per_category, cfg.pav.heldout_per_category, cfg.seed, cfg.pav.plain)
+    train = load_prompts(cfg.data.train_prompts) if cfg.data.train_prompts else generated["train"]
+    heldout = load_prompts(cfg.data.heldout_prompts) if cfg.data.heldout_prompts else generated["heldout"]
+    write_prompts(cfg.run_dir / "data" / "train_requests.jsonl", train)
+    write_prompts(cfg.run_dir / "data" / "heldout_requests.jsonl", heldout)
+    return train, heldout
+
+
+def prepare(cfg: T2VConfig) -> tuple[list[VideoPrompt], list[VideoPrompt]]:
+    if cfg.method not in METHODS:
+        raise ValueError(f"method: {cfg.method!r} is not one of {', '.join(METHODS)}")
+    return request_sets(cfg) if cfg.method == "prompt_a_video" else prompt_sets(cfg)
 
 
 def sft_dataset(model: T2VModel, n: int, seed: int) -> list[dict[str, torch.Tensor]]:
@@ -121,8 +152,30 @@ def run_ipo(cfg: T2VConfig, labelling: str, sft: Path, train: list[VideoPrompt],
                             "sample": asdict(s), "critic": asdict(cfg.critic), "train": [v.prompt for v in train]})
 
 
+def run_prompt_a_video(cfg: T2VConfig, train: list[VideoPrompt], heldout: list[VideoPrompt]) -> dict:
+    """The video model (SFT or sft.init_from), the booster's evolution, SFT and DPO rounds, and the evaluation."""
+    video = run_sft(cfg)
+    scorer = RewriteScorer(load_saved(video, cfg.model), load_critic(cfg.critic), cfg.reward, cfg.sample,
+                           cfg.rewrite.max_words)
+    with loop_errors(PROG):
+        sft = run_booster_sft(cfg.run_dir, train, scorer, cfg.pav, cfg.rewrite, cfg.booster, cfg.booster_sft,
+                              cfg.trainer, cfg.seed)
+        result = run_booster_dpo(cfg.run_dir, train, scorer, cfg.pav, cfg.rewrite, cfg.booster, cfg.booster_dpo,
+                                 cfg.trainer, sft, cfg.seed)
+    layout = RunLayout(result.run_dir)
+    boosters = {"base": "base", "sft": str(Path(sft).resolve()),
+                **{f"dpo_r{r + 1}": str((layout.checkpoint(r) / "model").resolve()) for r in range(cfg.booster_dpo.rounds)}}
+    final = boosters[f"dpo_r{cfg.booster_dpo.rounds}"]
+    extra = {"models": boosters, "video_model": str(Path(video).resolve()), "method": "prompt_a_video"}
+    record_final_model(cfg.run_dir, final, **extra)
+    table = evaluate_boosters(cfg, Path(video), boosters, heldout, cfg.run_dir / "eval")
+    return finish_run(cfg.run_dir, final, table.as_json(), **extra)
+
+
 def main(argv: list[str] | None = None) -> dict:
-    cfg, (train, heldout) = start_run(T2VConfig, argv, doc=__doc__, prog=PROG, prepare=prompt_sets)
+    cfg, (train, heldout) = start_run(T2VConfig, argv, doc=__doc__, prog=PROG, prepare=prepare)
+    if cfg.method == "prompt_a_video":
+        return run_prompt_a_video(cfg, train, heldout)
     sft = run_sft(cfg)
     models = {"sft": sft}
     with loop_errors(PROG):

@@ -79,21 +79,33 @@ def threshold_pairs(
     margin: float = 0.0,
     per_dimension_thresholds: Mapping[str, float] | None = None,
     group_by: GroupSpec = "prompt_id",
+    tries: int = 1,
 ) -> list[Pair]:
-    """Return, per group, the top candidate paired against every candidate more than `margin` below it,
-    when the top clears chosen_threshold and every per-dimension threshold (Prompt-A-Video)."""
+    """Return, per group, a chosen candidate paired against every candidate more than `margin` below it
+    (Prompt-A-Video's DPO data).
+
+    The chosen one is the first of the group's `tries` best candidates that clears chosen_threshold and
+    every per-dimension threshold (Prompt-A-Video tries the top, then the second: tries=2); a group
+    where none clears gives no pair.
+    """
+    if tries < 1:
+        raise ValueError(f"threshold_pairs: tries must be at least 1, got {tries}")
     pairs = []
     for _, members in group_candidates(cands, group_by):
         ranked = _ranked(members, score)
         if len(ranked) < 2:
             continue
-        top_score, top = ranked[0]
+        for top_score, top in ranked[:tries]:
+            if chosen_threshold is not None and top_score < chosen_threshold:
+                break  # the ones below score lower still
+            if _clears(top, per_dimension_thresholds or {}):
+                break
+        else:
+            continue
         if chosen_threshold is not None and top_score < chosen_threshold:
             continue
-        if not _clears(top, per_dimension_thresholds or {}):
-            continue
-        for s, c in ranked[1:]:
-            if top_score - s > margin:
+        for s, c in ranked:
+            if c is not top and top_score - s > margin:
                 pairs.append(
                     make_pair(top, c, "threshold_pairs", margin=top_score - s, chosen_score=top_score, rejected_score=s)
                 )
