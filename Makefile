@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i t2v rag simulmt ladder recsys slides schema test bench bench-quick bench-grpo bench-grpo-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i t2v t2v-pav rag simulmt ladder recsys slides schema test bench bench-quick bench-grpo bench-grpo-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -89,11 +89,17 @@ T2I_CONFIG ?= configs/t2i/ospo.yaml
 t2i: setup
 	$(BIN)/python -m apps.t2i.train --config $(T2I_CONFIG) $(ARGS)
 
-# The text-to-video app (IPO: critic-labelled Diffusion-DPO and -KTO rounds) on its embedded default: a pixel-space
-# CogVideoX transformer trained on rendered clips, then IPO rounds for each labelling, then the eval (docs/apps/t2v.md).
+# The text-to-video app (IPO: critic-labelled Diffusion-DPO and -KTO rounds) on its embedded default: a frame-stacked
+# pixel UNet trained on rendered clips, then IPO rounds for each labelling, then the eval (docs/apps/t2v.md).
 T2V_CONFIG ?= configs/t2v/ipo.yaml
 t2v: setup
 	$(BIN)/python -m apps.t2v.train --config $(T2V_CONFIG) $(ARGS)
+
+# Prompt-A-Video in the t2v app: a SmolLM2 booster aligned to the video model's preferences (docs/apps/t2v.md). It
+# uses `make t2v`'s SFT video model when that run has one, else trains the video model first (about 10 more minutes).
+PAV_VIDEO ?= $(if $(wildcard runs/t2v/ipo/sft/model/DONE),sft.init_from=runs/t2v/ipo/sft/model)
+t2v-pav: setup
+	$(BIN)/python -m apps.t2v.train --config configs/t2v/prompt_a_video.yaml $(PAV_VIDEO) $(ARGS)
 
 # The RAG app (PA-RAG) on its embedded default: SmolLM2 + LoRA, SFT, then DPO for informativeness, robustness
 # and citation quality on a generated knowledge base (docs/apps/rag.md).

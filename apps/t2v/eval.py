@@ -3,6 +3,11 @@
     python -m apps.t2v.eval --run runs/t2v/ipo
     python -m apps.t2v.eval --run runs/t2v/ipo --seeds 0 1 2 3 --out runs/t2v/ipo/eval_4seeds
     python -m apps.t2v.eval --run runs/t2v/ipo --model other=path/to/pipeline --prompts my_prompts.jsonl
+    python -m apps.t2v.eval --run runs/t2v/prompt_a_video --seeds 0 1 2   # a Prompt-A-Video run: its boosters
+
+A Prompt-A-Video run (method prompt_a_video) is evaluated by apps/t2v/pav_eval.py instead: the
+request itself, each booster of the run (and --model NAME=FOLDER boosters) and the caption
+reference, with the run's video model, on its held-out requests (or --prompts).
 
 Prompts: the moving and two-moving categories use held-out (colour, motion) compositions that no
 training prompt has; still, appearing and disappearing prompts hold seen compositions (their objects
@@ -168,20 +173,48 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompts", type=Path, help="a JSONL prompt file instead of the run's held-out prompts")
     args = parser.parse_args(argv)
     try:
-        models = run_pipelines(args.run, args.model, "t2v")
         from apps.t2v.config import T2VConfig
 
+        if not (args.run / "config.yaml").is_file():
+            raise ValueError(f"{args.run}: not a t2v training run folder (no config.yaml)")
         cfg = load_yaml(T2VConfig, args.run / "config.yaml")
+        if cfg.method == "prompt_a_video":
+            return _evaluate_boosters(args, cfg)
+        models = run_pipelines(args.run, args.model, "t2v")
         prompts = load_prompts(args.prompts or args.run / "data" / "heldout_prompts.jsonl")
     except (ValueError, ConfigError, OSError) as exc:
         fail(PROG, exc)
+    _apply_eval_options(cfg, args)
+    return evaluate(cfg, models, prompts, args.out or args.run / "eval").as_json()
+
+
+def _apply_eval_options(cfg: T2VConfig, args) -> None:
     if args.seeds:
         cfg.eval.seeds = args.seeds
     cfg.eval.resamples = args.resamples or cfg.eval.resamples
     cfg.eval.level = args.level or cfg.eval.level
     quiet_lightning()
     set_threads()
-    return evaluate(cfg, models, prompts, args.out or args.run / "eval").as_json()
+
+
+def _evaluate_boosters(args, cfg: T2VConfig) -> dict:
+    """A Prompt-A-Video run's evaluation (apps/t2v/pav_eval.py) with the run's boosters and --model NAME=FOLDER ones."""
+    from apps.t2v.pav_eval import evaluate_boosters
+    from shared.kit.cli import named
+
+    final = args.run / "final_model.json"
+    if not final.is_file():
+        raise ValueError(f"{args.run}: not a finished Prompt-A-Video run (no final_model.json)")
+    record = json.loads(final.read_text())
+    boosters = dict(record["models"])
+    for entry in args.model:
+        name, folder = named(entry, "BOOSTER_FOLDER")
+        if not (Path(folder) / "config.json").is_file():
+            raise ValueError(f"--model {entry!r}: {folder} is not a saved booster (no config.json)")
+        boosters[name] = folder
+    requests = load_prompts(args.prompts or args.run / "data" / "heldout_requests.jsonl")
+    _apply_eval_options(cfg, args)
+    return evaluate_boosters(cfg, Path(record["video_model"]), boosters, requests, args.out or args.run / "eval").as_json()
 
 
 if __name__ == "__main__":

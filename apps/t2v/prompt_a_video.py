@@ -11,7 +11,7 @@ Stages (run folder of `method: prompt_a_video`; each skipped when a rerun finds 
    it is), iter_NN.jsonl (every rewrite, its scores and video), sft_examples.jsonl.
 2. Booster SFT (LoRA, merged) on (request chat -> best rewrite): booster/sft/model.
 3. DPO rounds through shared.loop (booster/dpo/round_NNN/): `pav.candidates` rewrites per request
-   (temperature rewrite.temperature), one video each; the core's `threshold_pairs`: the best (then
+   (temperature rewrite.temperature), `pav.videos_per_rewrite` videos each; the core's `threshold_pairs`: the best (then
    second, `pav.tries`) rewrite that clears every per-dimension threshold is chosen, each rewrite more
    than reward.margin below it is a rejected partner; sigmoid DPO, beta booster_dpo.beta (0.1), each
    round from the previous round's booster (booster_dpo.rounds; Prompt-A-Video: likely 2).
@@ -53,7 +53,8 @@ class PromptAVideoArgs:
         rewrites_per_iteration: rewrites proposed per request and iteration (Prompt-A-Video: 3).
         shown: best rewrites so far shown to the booster (Prompt-A-Video: 3).
         require_gain: keep a request's best rewrite as an SFT target only when it beats the request's own reward.
-        candidates: rewrites per request for DPO, one video each (Prompt-A-Video: 5).
+        candidates: rewrites per request for DPO (Prompt-A-Video: 5).
+        videos_per_rewrite: videos drawn per rewrite in evolution and DPO, its scores averaged (Prompt-A-Video: 1).
         tries: the chosen rewrite is the first of the top `tries` that clears every threshold (Prompt-A-Video: 2).
     """
 
@@ -65,6 +66,7 @@ class PromptAVideoArgs:
     shown: int = 3
     require_gain: bool = True
     candidates: int = 5
+    videos_per_rewrite: int = 1
     tries: int = 2
 
 
@@ -95,7 +97,7 @@ class Evolution:
                                    [video_seed(self.seed, i) for i in indices], videos)
         return [{"request_index": i, "request": self.requests[i].prompt, "rewrite": clean_rewrite(t.text), "raw": t.text,
                  "finished": t.finished, "tokens": t.tokens, "scores": s,
-                 "video": str(v.relative_to(self.folder)) if s["valid"] else None}
+                 "videos": [str(p.relative_to(self.folder)) for p in self.scorer.video_paths(v)] if s["valid"] else []}
                 for i, t, s, v in zip(indices, texts, scores, videos)]
 
     def original(self) -> list[dict[str, Any]]:
@@ -115,6 +117,8 @@ class Evolution:
             if path.is_file():
                 rows += _rows(path)
                 continue
+            for later in range(t + 1, self.args.iterations + 1):  # built on a history that is being redone
+                (self.folder / f"iter_{later:02d}.jsonl").unlink(missing_ok=True)
             best = self.best(rows)
             active = [i for i in range(len(self.requests)) if i not in best or not self.scorer.clears(best[i]["scores"])]
             if not active:

@@ -10,8 +10,10 @@ by default (object and colour: text-video alignment 1.3; motion: dynamic degree 
 consistency: temporal consistency 1.0; smoothness: visual quality 1.0). An unusable rewrite
 (`booster.check_rewrite`) scores 0 on every dimension and gets no video.
 
-Every rewrite of a request is drawn with the same video seed (common random numbers): rewards of
-one request's rewrites then differ by the prompt, not by the noise the video started from.
+Every rewrite of a request is drawn with the same video seeds (common random numbers): rewards of
+one request's rewrites then differ by the prompt, not by the noise the video started from. With
+`videos` > 1 (Prompt-A-Video draws one), each rewrite's scores are the mean over that many videos
+(seeds seed, seed + 1, ...), for a reward less at the mercy of one draw.
 """
 
 from __future__ import annotations
@@ -68,16 +70,20 @@ class RewriteScorer:
     """Draws a video per usable rewrite and scores it against its request (see the module docstring)."""
 
     def __init__(self, video_model: T2VModel, critic: Critic, reward: RewardArgs, sample: DiffusionSampleArgs,
-                 max_words: int):
+                 max_words: int, videos: int = 1):
         reward.check()
+        if videos < 1:
+            raise ValueError(f"videos per rewrite must be at least 1, got {videos}")
         self.video_model, self.critic, self.reward, self.sample, self.max_words = video_model, critic, reward, sample, max_words
+        self.videos = videos
 
     def score(self, requests: Sequence[VideoPrompt], rewrites: Sequence[Sampled], seeds: Sequence[int],
               videos_to: Sequence[Path | None]) -> list[dict[str, float]]:
-        """Scores per rewrite: each dimension, overall, passed, reward, valid, words (and reason_<why> when unusable).
+        """Scores per rewrite: each dimension, overall, passed, reward, valid, words (and reason_<why> when unusable);
+        with several videos per rewrite, each is the mean over its videos (passed: the share that pass).
 
         `requests[i]` is the request rewrite i was written for; its video (seed `seeds[i]`) is written to
-        `videos_to[i]` (.npy) unless that is None.
+        `videos_to[i]` (.npy; with several videos, <stem>_<j>.npy) unless that is None.
         """
         out: list[dict[str, float] | None] = [None] * len(rewrites)
         usable = []
@@ -89,18 +95,25 @@ class RewriteScorer:
             else:
                 out[i] = invalid_scores(reason, len(text.split()))
         if usable:
-            s = self.sample
-            videos = self.video_model.generate([t for _, t in usable], [int(seeds[i]) for i, _ in usable],
+            s, k = self.sample, self.videos
+            texts = [t for _, t in usable for _ in range(k)]
+            videos = self.video_model.generate(texts, [int(seeds[i]) + j for i, _ in usable for j in range(k)],
                                                steps=s.steps, guidance=s.guidance, batch_size=s.batch_size)
-            verdicts = self.critic.score(list(videos), [requests[i].prompt for i, _ in usable],
-                                         [requests[i].scene for i, _ in usable])
-            for (i, text), video, verdict in zip(usable, videos, verdicts):
+            verdicts = self.critic.score(list(videos), [requests[i].prompt for i, _ in usable for _ in range(k)],
+                                         [requests[i].scene for i, _ in usable for _ in range(k)])
+            for n, (i, text) in enumerate(usable):
                 if videos_to[i] is not None:
-                    write_npy(videos_to[i], np.asarray(video))
-                scores = {k: float(v) for k, v in verdict.items()}
+                    for j, path in enumerate(self.video_paths(Path(videos_to[i]))):
+                        write_npy(path, np.asarray(videos[n * k + j]))
+                mine = verdicts[n * k:(n + 1) * k]
+                scores = {key: float(np.mean([v[key] for v in mine])) for key in mine[0]}
                 out[i] = {**scores, "reward": weighted_reward(scores, self.reward.weights), "valid": 1.0,
                           "words": float(len(text.split()))}
         return out  # type: ignore[return-value]
+
+    def video_paths(self, path: Path) -> list[Path]:
+        """Where a rewrite's videos go for `videos_to` path: the path itself, or <stem>_<j>.npy for several."""
+        return [path] if self.videos == 1 else [path.with_name(f"{path.stem}_{j}.npy") for j in range(self.videos)]
 
     def clears(self, scores: dict[str, float]) -> bool:
         """Whether a scored rewrite may be chosen: usable and every dimension at its threshold."""

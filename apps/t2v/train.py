@@ -156,7 +156,7 @@ def run_prompt_a_video(cfg: T2VConfig, train: list[VideoPrompt], heldout: list[V
     """The video model (SFT or sft.init_from), the booster's evolution, SFT and DPO rounds, and the evaluation."""
     video = run_sft(cfg)
     scorer = RewriteScorer(load_saved(video, cfg.model), load_critic(cfg.critic), cfg.reward, cfg.sample,
-                           cfg.rewrite.max_words)
+                           cfg.rewrite.max_words, cfg.pav.videos_per_rewrite)
     with loop_errors(PROG):
         sft = run_booster_sft(cfg.run_dir, train, scorer, cfg.pav, cfg.rewrite, cfg.booster, cfg.booster_sft,
                               cfg.trainer, cfg.seed)

@@ -36,8 +36,18 @@ class RenderingVideoModel:
                          for p, s in zip(prompts, seeds)])
 
 
-def scorer(max_words=30, **reward):
-    return RewriteScorer(RenderingVideoModel(), RuleCritic(), RewardArgs(**reward), DiffusionSampleArgs(steps=1), max_words)
+def scorer(max_words=30, videos=1, model=None, **reward):
+    return RewriteScorer(model or RenderingVideoModel(), RuleCritic(), RewardArgs(**reward), DiffusionSampleArgs(steps=1),
+                         max_words, videos)
+
+
+class EvenSeedsOnly(RenderingVideoModel):
+    """Draws the caption for even seeds only (a blank clip for odd ones)."""
+
+    def generate(self, prompts, seeds, **kw):
+        drawn = super().generate(prompts, seeds, **kw)
+        drawn[[s % 2 == 1 for s in seeds]] = BACKGROUND
+        return drawn
 
 
 def requests(n_per_category=1, seed=0):
@@ -101,12 +111,28 @@ def test_reward_judges_the_video_against_the_original_request_never_the_rewrite(
         scorer(weights={"beauty": 1.0})
 
 
-def test_booster_chat_shows_the_best_rewrites_so_far():
+def test_several_videos_per_rewrite_average_their_scores_and_are_all_kept(tmp_path):
+    request = VideoPrompt("a huge scarlet box sitting motionless", parse_caption("a large red square staying still"))
+    right = Sampled("a large red square staying still", True, 6)
+    one = scorer(model=EvenSeedsOnly()).score([request], [right], [4], [tmp_path / "a.npy"])[0]
+    two = scorer(videos=2, model=EvenSeedsOnly()).score([request], [right], [4], [tmp_path / "b.npy"])[0]
+    assert one["passed"] == 1.0 and two["passed"] == 0.5  # seeds 4 and 5: one drawn, one blank
+    assert two["reward"] == pytest.approx(one["reward"] / 2, abs=0.05)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b_0.npy", "b_1.npy"]
+    with pytest.raises(ValueError, match="at least 1"):
+        scorer(videos=0)
+
+
+def test_booster_chat_replays_the_best_rewrites_so_far_best_last():
+    plain = booster_messages("a tiny navy box vanishing")
+    assert [m["role"] for m in plain] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert plain[-1]["content"] == "Request: a tiny navy box vanishing"
     chat = booster_messages("a tiny navy box vanishing", [("a small blue square disappearing", 5.7), ("a box", 1.25)])
-    assert [m["role"] for m in chat] == ["system", "user"]
-    assert "a tiny navy box vanishing" in chat[1]["content"]
-    assert chat[1]["content"].index("5.70") < chat[1]["content"].index("1.25")
-    assert "Earlier" not in booster_messages("x")[1]["content"]
+    assert chat[:len(plain)] == plain
+    replay = chat[len(plain):]
+    assert [m["role"] for m in replay] == ["assistant", "user", "assistant", "user"]
+    assert [replay[0]["content"], replay[2]["content"]] == ["a box", "a small blue square disappearing"]  # worst first
+    assert "1.25" in replay[1]["content"] and "5.70" in replay[3]["content"]
     assert clean_rewrite("'a red circle'") == "a red circle"
 
 
@@ -145,10 +171,16 @@ def test_evolution_keeps_the_best_shows_it_stops_early_and_resumes(tmp_path, mon
     assert all(e["reward"] > e["request_reward"] for e in examples)
     lines = (tmp_path / "sft_examples.jsonl").read_text().splitlines()
     assert [json.loads(line)["completion"] for line in lines] == right
-    assert (tmp_path / rows[1]["video"]).is_file() and rows[3]["video"] is None  # videos kept; none for ""
+    assert (tmp_path / rows[1]["videos"][0]).is_file() and rows[3]["videos"] == []  # videos kept; none for ""
     # A rerun reads every iteration back and asks the booster nothing.
     again = pav.Evolution(tmp_path, reqs, scorer(), args, RewriteArgs(), seed=0)
     assert again.run(None, None) == rows and booster.calls == 2 and again.original() == original
+    # Without iteration 1, iteration 2 (built on it) is redone rather than read back.
+    (tmp_path / "iter_01.jsonl").unlink()
+    redo = ScriptedBooster(answers)
+    monkeypatch.setattr(pav, "rewrite", redo)
+    assert pav.Evolution(tmp_path, reqs, scorer(), args, RewriteArgs(), seed=0).run(None, None) == rows
+    assert redo.calls == 2
 
 
 def test_sft_targets_need_a_gain_over_the_request_when_asked(tmp_path, monkeypatch):

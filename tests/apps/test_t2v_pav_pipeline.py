@@ -19,6 +19,7 @@ import apps.t2v.pav_eval as pav_eval
 from apps.t2v.booster import booster_spec
 from apps.t2v.config import T2VConfig
 import apps.t2v.train as t2v_train
+from apps.t2v.eval import main as eval_main
 from apps.t2v.infer import BoosterGenerator, VideoGenerator, main as infer_main
 from shared.config import load_yaml
 from shared.models import load_policy
@@ -66,7 +67,7 @@ def test_pipeline_evolves_trains_and_evaluates_every_condition(run):
     assert len(original) == 5 and all(r["rewrite"] == r["request"] for r in original)
     rows = [json.loads(x) for x in (evolution / "iter_01.jsonl").read_text().splitlines()]
     assert len(rows) == 5 * 2 and all(set(r["scores"]) >= {"reward", "valid", "passed"} for r in rows)
-    assert all((r["video"] is None) == (r["scores"]["valid"] == 0.0) for r in rows)
+    assert all((not r["videos"]) == (r["scores"]["valid"] == 0.0) for r in rows)
     assert (evolution / "sft_examples.jsonl").is_file() and (folder / "booster" / "sft" / "model").is_dir()
     round_dir = folder / "booster" / "dpo" / "round_000"
     scored = {c.output: c for c in read_jsonl(round_dir / "scored.jsonl", Candidate)}
@@ -87,6 +88,10 @@ def test_pipeline_evolves_trains_and_evaluates_every_condition(run):
     assert "| request |" in (folder / "eval" / "examples.md").read_text()
     final = json.loads((folder / "final_model.json").read_text())
     assert final["method"] == "prompt_a_video" and final["path"] == final["models"]["dpo_r1"]
+    # The eval CLI recognises the run and reuses every (condition, seed) already scored.
+    before = (folder / "eval" / "sft" / "seed_0" / "results.jsonl").stat().st_mtime_ns
+    assert eval_main(["--run", str(folder), "--seeds", "0"])["models"] == results["models"]
+    assert (folder / "eval" / "sft" / "seed_0" / "results.jsonl").stat().st_mtime_ns == before
 
 
 @pytest.mark.slow
