@@ -10,7 +10,9 @@ video seeds per request and eval seed:
 Rewrites are greedy (one per request, seed-independent); the eval seed changes the video's noise.
 Every video is judged against the ORIGINAL request's scene by the rule critic: each dimension's
 share right, all dimensions right (the checker's accuracy), the weighted reward, the share of
-rewrites that are usable and their length in words. Intervals: bootstrap over requests.
+rewrites that are usable, the share that name every object's colour in the model's own colour
+words (what the rewrite says, independent of the video) and their length in words. Intervals:
+bootstrap over requests.
 Writes <out>/table.md (+ results.json / .csv), per condition and seed the rows and videos,
 <out>/<condition>/rewrites.jsonl, grid.gif / grid.mp4 (a request per category, a column per
 condition) and examples.md (the grid's requests with every condition's rewrite).
@@ -44,8 +46,15 @@ METRICS = [Metric(d, field=d, cluster="request_index") for d in DIMENSIONS] + [
     Metric("passed", label="all dims", field="passed", cluster="request_index", stratify="category"),
     Metric("reward", label="reward", cluster="request_index"),
     Metric("valid", label="usable rewrite", field="valid", cluster="request_index"),
+    Metric("names_colours", label="names the colours", field="names_colours", cluster="request_index"),
     Metric("words", label="words", cluster="request_index"),
 ]
+
+
+def names_colours(scene, text: str) -> bool:
+    """Whether the text names every object's colour in the video model's words (the caption's colour word)."""
+    words = set(text.lower().replace(",", " ").split())
+    return all(o.colour in words for o in scene.objects)
 
 
 def eval_seed(seed: int, request_index: int) -> int:
@@ -94,7 +103,8 @@ class BoosterEval:
             rows.append({"request_index": i, "request": request.prompt, "rewrite": clean_rewrite(text.text),
                          "category": request.scene.category, "video": f"videos/{i:03d}.npy" if s["valid"] else None,
                          **{d: correct(s, d) for d in DIMENSIONS}, "passed": bool(s["passed"]), "reward": s["reward"],
-                         "valid": bool(s["valid"]), "words": s["words"]})
+                         "valid": bool(s["valid"]), "words": s["words"],
+                         "names_colours": names_colours(request.scene, clean_rewrite(text.text))})
         write_text(done, "".join(json.dumps(r) + "\n" for r in rows))
         return rows
 

@@ -123,6 +123,14 @@ def test_several_videos_per_rewrite_average_their_scores_and_are_all_kept(tmp_pa
         scorer(videos=0)
 
 
+def test_names_colours_reads_the_models_colour_words():
+    from apps.t2v.pav_eval import names_colours
+
+    two = parse_caption("a red circle moving left and a blue square moving up")
+    assert names_colours(two, "A RED ball, then a blue box") and not names_colours(two, "a crimson ball and a blue box")
+    assert not names_colours(two, "a reddish circle and a blue square")
+
+
 def test_booster_chat_replays_the_best_rewrites_so_far_best_last():
     plain = booster_messages("a tiny navy box vanishing")
     assert [m["role"] for m in plain] == ["system", "user", "assistant", "user", "assistant", "user"]
@@ -193,3 +201,16 @@ def test_sft_targets_need_a_gain_over_the_request_when_asked(tmp_path, monkeypat
     assert evolution.sft_examples(rows, original) == []  # the request was already a perfect caption
     args.require_gain = False
     assert [e["completion"] for e in evolution.sft_examples(rows, original)] == ["a red circle moving left slowly"]
+
+
+@pytest.mark.parametrize("name", ["ipo", "tiny", "paper_cogvideox", "prompt_a_video", "prompt_a_video_tiny",
+                                  "prompt_a_video_paper"])
+def test_every_t2v_config_reads(name):
+    from apps.t2v.config import METHODS, T2VConfig
+    from shared.config import load_yaml
+
+    cfg = load_yaml(T2VConfig, f"configs/t2v/{name}.yaml")
+    assert cfg.method in METHODS
+    cfg.reward.check()
+    if name.startswith("prompt_a_video"):
+        assert cfg.method == "prompt_a_video" and cfg.booster_dpo.beta == 0.1

@@ -78,6 +78,7 @@ def test_pipeline_evolves_trains_and_evaluates_every_condition(run):
     assert set(results["models"]) == {"original", "base", "sft", "dpo_r1", "caption"}
     caption, request = results["models"]["caption"]["metrics"], results["models"]["original"]["metrics"]
     assert caption["passed"]["value"] == 1.0 and caption["valid"]["value"] == 1.0  # the stand-in draws captions exactly
+    assert caption["names_colours"]["value"] == 1.0
     assert request["passed"]["value"] < 1.0 and request["reward"]["value"] < caption["reward"]["value"]
     for name in ("base", "sft", "dpo_r1"):
         rewrites = [json.loads(x) for x in (folder / "eval" / name / "rewrites.jsonl").read_text().splitlines()]
