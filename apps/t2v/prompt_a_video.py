@@ -167,13 +167,36 @@ class Evolution:
         return examples
 
 
+def evolution_settings(requests: Sequence[VideoPrompt], scorer: RewriteScorer, args: PromptAVideoArgs,
+                       rewrite_args: RewriteArgs, booster: ModelSpec, seed: int, video_model: str) -> dict[str, Any]:
+    """Everything that shapes the evolution's rewrites and rewards (its files are reused only under the same)."""
+    return {"pav": asdict(args), "rewrite": asdict(rewrite_args), "reward": asdict(scorer.reward),
+            "videos_per_rewrite": scorer.videos, "booster": {k: getattr(booster, k) for k in ("source", "path", "dtype")},
+            "video_model": video_model, "seed": seed, "requests": [r.prompt for r in requests]}
+
+
+def check_settings(folder: Path, settings: dict[str, Any]) -> None:
+    """Record settings in folder/settings.json, or raise LoopError (one line) when the folder was made with others."""
+    path = folder / "settings.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        changed = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
+        if changed:
+            raise LoopError(f"{folder}: made with other settings ({', '.join(changed)} changed); use a new run_dir, "
+                            "or delete the folder to redo it")
+        return
+    write_text(path, json.dumps(settings, indent=1))
+
+
 def run_booster_sft(run_dir: Path, requests: Sequence[VideoPrompt], scorer: RewriteScorer, args: PromptAVideoArgs,
-                    rewrite_args: RewriteArgs, booster: ModelSpec, sft: SFTArgs, trainer: TrainerArgs, seed: int) -> Path:
+                    rewrite_args: RewriteArgs, booster: ModelSpec, sft: SFTArgs, trainer: TrainerArgs, seed: int,
+                    video_model: str = "") -> Path:
     """Evolution, then the booster's SFT on its best rewrites; returns the SFT booster folder."""
     folder = run_dir / "booster"
     if sft.init_from or is_complete(folder / "sft" / "model"):
         return run_sft(folder, booster, sft, trainer, seed, examples=lambda: [])
     evolution = Evolution(folder / "evolution", requests, scorer, args, rewrite_args, seed)
+    check_settings(folder / "evolution", evolution_settings(requests, scorer, args, rewrite_args, booster, seed, video_model))
     original = evolution.original()
     model, tok = load_policy(booster_spec(booster, None, seed))
     rows = evolution.run(model, tok)
@@ -195,7 +218,7 @@ def candidate_sampled(c: Candidate) -> Sampled:
 
 def run_booster_dpo(run_dir: Path, requests: Sequence[VideoPrompt], scorer: RewriteScorer, args: PromptAVideoArgs,
                     rewrite_args: RewriteArgs, booster: ModelSpec, dpo: PreferenceArgs, trainer: TrainerArgs,
-                    sft_folder: Path, seed: int):
+                    sft_folder: Path, seed: int, video_model: str = ""):
     """The DPO rounds (stage 3 of the module docstring) through shared.loop; returns the LoopResult."""
     requests = list(requests)
     thresholds = {**scorer.reward.thresholds, "valid": 1.0}
@@ -234,4 +257,5 @@ def run_booster_dpo(run_dir: Path, requests: Sequence[VideoPrompt], scorer: Rewr
     return run_loop(RecipeFunctions(sample, score, build, fit, evaluate_round), run_dir / "booster" / "dpo", dpo.rounds,
                     seed=seed, initial_checkpoint=sft_folder,
                     config={"pav": asdict(args), "rewrite": asdict(rewrite_args), "reward": asdict(scorer.reward),
+                            "videos_per_rewrite": scorer.videos, "video_model": video_model,
                             "requests": [r.prompt for r in requests]})

@@ -157,16 +157,17 @@ def run_prompt_a_video(cfg: T2VConfig, train: list[VideoPrompt], heldout: list[V
     video = run_sft(cfg)
     scorer = RewriteScorer(load_saved(video, cfg.model), load_critic(cfg.critic), cfg.reward, cfg.sample,
                            cfg.rewrite.max_words, cfg.pav.videos_per_rewrite)
+    video_model = str(Path(video).resolve())
     with loop_errors(PROG):
         sft = run_booster_sft(cfg.run_dir, train, scorer, cfg.pav, cfg.rewrite, cfg.booster, cfg.booster_sft,
-                              cfg.trainer, cfg.seed)
+                              cfg.trainer, cfg.seed, video_model)
         result = run_booster_dpo(cfg.run_dir, train, scorer, cfg.pav, cfg.rewrite, cfg.booster, cfg.booster_dpo,
-                                 cfg.trainer, sft, cfg.seed)
+                                 cfg.trainer, sft, cfg.seed, video_model)
     layout = RunLayout(result.run_dir)
     boosters = {"base": "base", "sft": str(Path(sft).resolve()),
                 **{f"dpo_r{r + 1}": str((layout.checkpoint(r) / "model").resolve()) for r in range(cfg.booster_dpo.rounds)}}
     final = boosters[f"dpo_r{cfg.booster_dpo.rounds}"]
-    extra = {"models": boosters, "video_model": str(Path(video).resolve()), "method": "prompt_a_video"}
+    extra = {"models": boosters, "video_model": video_model, "method": "prompt_a_video"}
     record_final_model(cfg.run_dir, final, **extra)
     table = evaluate_boosters(cfg, Path(video), boosters, heldout, cfg.run_dir / "eval")
     return finish_run(cfg.run_dir, final, table.as_json(), **extra)

@@ -214,3 +214,12 @@ def test_every_t2v_config_reads(name):
     cfg.reward.check()
     if name.startswith("prompt_a_video"):
         assert cfg.method == "prompt_a_video" and cfg.booster_dpo.beta == 0.1
+
+
+def test_evolution_files_are_reused_only_under_the_same_settings(tmp_path):
+    from shared.loop import LoopError
+
+    pav.check_settings(tmp_path, {"pav": {"iterations": 3}, "seed": 0})
+    pav.check_settings(tmp_path, {"pav": {"iterations": 3}, "seed": 0})  # the same: reused
+    with pytest.raises(LoopError, match=r"other settings \(pav, video_model changed\)"):
+        pav.check_settings(tmp_path, {"pav": {"iterations": 8}, "seed": 0, "video_model": "other"})
