@@ -243,8 +243,12 @@ def test_cache_scores_unserialisable_items_every_time():
 def test_pool_keeps_order_and_matches_in_process():
     outputs = [" ".join(["w"] * i) for i in range(7)]
     with ProcessPoolReward(LengthReward(), workers=2, timeout_s=30) as pool:
+        pool.start()  # workers up before the first call
+        started = pool._pool
+        assert started is not None
         assert pool(["p"] * 7, outputs) == LengthReward()(["p"] * 7, outputs)
         assert pool(["p"], ["a b"]) == [{"words": 2.0, "chars": 3.0, VALID: 1.0}]  # pool reused
+        assert pool._pool is started
 
 
 class EnvironmentReward(RewardFunction):

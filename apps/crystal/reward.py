@@ -209,7 +209,7 @@ class CrystalScorer:
     def start(self) -> None:
         """Start the worker processes (each loads CHGNet) now rather than on the first call."""
         if isinstance(self.analysis, ProcessPoolReward):
-            self.analysis._get_pool()
+            self.analysis.start()
 
     def close(self) -> None:
         if isinstance(self.analysis, ProcessPoolReward):
@@ -222,7 +222,8 @@ class CrystalScorer:
         n, ways = len(outputs), getattr(self.analysis, "workers", 1)
         order = [i for start in range(ways) for i in range(start, n, ways)]
         dealt = self.analysis([prompts[i] for i in order], [outputs[i] for i in order], [contexts[i] for i in order])
-        results, self.last_errors = [{}] * n, [None] * n
+        results: list[dict[str, float]] = [{} for _ in range(n)]
+        self.last_errors = [None] * n
         for position, i in enumerate(order):
             results[i], self.last_errors[i] = dealt[position], self.analysis.last_errors[position]
         for i, r in enumerate(results):

@@ -166,6 +166,10 @@ class ProcessPoolReward:
             self._discard_pool()
         return out
 
+    def start(self) -> None:
+        """Start the worker processes (each loads the reward) now rather than on the first call."""
+        self._get_pool()
+
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
