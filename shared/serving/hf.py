@@ -13,6 +13,7 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from shared.constrained import ConstrainedLogits, TokenAutomaton
+from shared.group_sampling import left_pad
 from shared.serving.protocol import TEXT_PARAMS
 from shared.serving.rows import RowTracker
 from shared.serving.textmodel import Completion, OnPiece, Prompt, Sampling
@@ -108,8 +109,7 @@ class HFTextGenerator:
         width = max(map(len, encoded))
         pad = self.tokenizer.pad_token_id
         device = self.model.device
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=device)
-        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
+        input_ids, attention_mask = left_pad(encoded, pad, device=device)
         config = self._generation_config(sampling)
         eos = config.eos_token_id
         tracker = RowTracker(self._decode, width, [len(ids) for ids in encoded], max_tokens=config.max_new_tokens,
