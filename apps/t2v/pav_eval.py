@@ -20,7 +20,6 @@ condition) and examples.md (the grid's requests with every condition's rewrite).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ from shared.atomic import write_text
 from shared.evaluation import Metric, ResultsTable, evaluate_models
 from shared.generation import Sampled
 from shared.models import load_policy
+from shared.records import read_jsonl, write_jsonl
 from shared.scenes.video import caption_of
 from shared.video_io import read_video, write_gif, write_mp4
 
@@ -66,7 +66,7 @@ def condition_rewrites(cfg: T2VConfig, name: str, source: str, requests: Sequenc
     """Each request's text for the video model under one condition (cached in <out>/<name>/rewrites.jsonl)."""
     path = out / name / "rewrites.jsonl"
     if path.is_file():
-        return [Sampled(r["raw"], r["finished"], r["tokens"]) for r in map(json.loads, path.read_text().splitlines())]
+        return [Sampled(r["raw"], r["finished"], r["tokens"]) for r in read_jsonl(path)]
     if name == "original":
         texts = [Sampled(r.prompt, True, 0) for r in requests]
     elif name == "caption":
@@ -74,10 +74,9 @@ def condition_rewrites(cfg: T2VConfig, name: str, source: str, requests: Sequenc
     else:
         model, tok = load_policy(booster_spec(cfg.booster, source, cfg.seed))
         texts = [row[0] for row in rewrite(model, tok, [r.prompt for r in requests], cfg.rewrite, greedy=True)]
-    write_text(path, "".join(json.dumps({"request": r.prompt, "rewrite": clean_rewrite(t.text), "raw": t.text,
-                                         "finished": t.finished, "tokens": t.tokens,
-                                         "usable": check_rewrite(t, cfg.rewrite.max_words) is None}) + "\n"
-                             for r, t in zip(requests, texts)))
+    write_jsonl(path, ({"request": r.prompt, "rewrite": clean_rewrite(t.text), "raw": t.text, "finished": t.finished,
+                        "tokens": t.tokens, "usable": check_rewrite(t, cfg.rewrite.max_words) is None}
+                       for r, t in zip(requests, texts)))
     return texts
 
 
@@ -93,7 +92,7 @@ class BoosterEval:
         folder = self.out / name / f"seed_{seed}"
         done = folder / "results.jsonl"
         if done.is_file():
-            return [json.loads(line) for line in done.read_text().splitlines()]
+            return read_jsonl(done)
         texts = condition_rewrites(self.cfg, name, source, self.requests, self.out)
         n = len(self.requests)
         videos = [folder / "videos" / f"{i:03d}.npy" for i in range(n)]
@@ -105,7 +104,7 @@ class BoosterEval:
                          **{d: correct(s, d) for d in DIMENSIONS}, "passed": bool(s["passed"]), "reward": s["reward"],
                          "valid": bool(s["valid"]), "words": s["words"],
                          "names_colours": names_colours(request.scene, clean_rewrite(text.text))})
-        write_text(done, "".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(done, rows)
         return rows
 
 
@@ -120,11 +119,12 @@ def write_examples(cfg: T2VConfig, conditions: Sequence[str], requests: Sequence
     if not chosen:
         return []
     m = cfg.model
+    results = {name: read_jsonl(out / name / f"seed_{seed}" / "results.jsonl") for name in conditions}
     rows, lines = [], ["| request | " + " | ".join(conditions) + " |", "|---" * (len(conditions) + 1) + "|"]
     for i in chosen:
         cells, texts = [], []
         for name in conditions:
-            row = json.loads((out / name / f"seed_{seed}" / "results.jsonl").read_text().splitlines()[i])
+            row = results[name][i]
             path = out / name / f"seed_{seed}" / "videos" / f"{i:03d}.npy"
             cells.append(read_video(path) if row["video"] else np.zeros((m.frames, m.resolution, m.resolution, 3), np.uint8))
             verdict = "all right" if row["passed"] else "wrong on " + ", ".join(d for d in DIMENSIONS if not row[d])

@@ -28,7 +28,7 @@ from typing import Any
 from apps.t2v.booster import RewriteArgs, booster_messages, booster_spec, clean_rewrite, rewrite
 from apps.t2v.data import VideoPrompt
 from apps.t2v.rewrite_reward import RewriteScorer
-from shared.atomic import write_text
+from shared.atomic import write_json
 from shared.generation import Sampled
 from shared.kit import PreferenceArgs, SFTArgs, preference_round_fit
 from shared.kit.stages import run_sft
@@ -36,7 +36,7 @@ from shared.loop import LoopError, RecipeFunctions, run_loop
 from shared.models import ModelSpec, load_policy
 from shared.models.saved import is_complete
 from shared.pairs import threshold_pairs
-from shared.records import Candidate
+from shared.records import Candidate, read_jsonl, write_jsonl
 from shared.training import TrainerArgs
 
 
@@ -75,14 +75,6 @@ def video_seed(seed: int, request_index: int) -> int:
     return (15_485_863 * seed + 7_919 * request_index) % (2**31)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
 class Evolution:
     """Reward-guided evolution of rewrites (stage 1 of the module docstring)."""
 
@@ -104,9 +96,9 @@ class Evolution:
         """Each request drawn as it is (the reward a rewrite must beat)."""
         path = self.folder / "original.jsonl"
         if path.is_file():
-            return _rows(path)
+            return read_jsonl(path)
         rows = self._score(list(range(len(self.requests))), [Sampled(r.prompt, True, 0) for r in self.requests], "original")
-        _write_rows(path, rows)
+        write_jsonl(path, rows)
         return rows
 
     def run(self, model, tokenizer) -> list[dict[str, Any]]:
@@ -115,14 +107,14 @@ class Evolution:
         for t in range(1, self.args.iterations + 1):
             path = self.folder / f"iter_{t:02d}.jsonl"
             if path.is_file():
-                rows += _rows(path)
+                rows += read_jsonl(path)
                 continue
             for later in range(t + 1, self.args.iterations + 1):  # built on a history that is being redone
                 (self.folder / f"iter_{later:02d}.jsonl").unlink(missing_ok=True)
             best = self.best(rows)
             active = [i for i in range(len(self.requests)) if i not in best or not self.scorer.clears(best[i]["scores"])]
             if not active:
-                _write_rows(path, [])
+                write_jsonl(path, [])
                 continue
             shown = [self.top(rows, i, self.args.shown) for i in active]
             k = self.args.rewrites_per_iteration
@@ -131,7 +123,7 @@ class Evolution:
             new = self._score([i for i in active for _ in range(k)], [s for row in sampled for s in row], f"iter{t:02d}")
             valid = sum(r["scores"]["valid"] for r in new)
             print(f"evolution iteration {t}: {len(new)} rewrites for {len(active)} requests, {valid:.0f} usable", flush=True)
-            _write_rows(path, new)
+            write_jsonl(path, new)
             rows += new
         return rows
 
@@ -163,7 +155,7 @@ class Evolution:
                 continue
             examples.append({"prompt": booster_messages(self.requests[i].prompt), "completion": r["rewrite"],
                              "reward": r["scores"]["reward"], "request_reward": own[i]})
-        _write_rows(self.folder / "sft_examples.jsonl", examples)
+        write_jsonl(self.folder / "sft_examples.jsonl", examples)
         return examples
 
 
@@ -185,7 +177,7 @@ def check_settings(folder: Path, settings: dict[str, Any]) -> None:
             raise LoopError(f"{folder}: made with other settings ({', '.join(changed)} changed); use a new run_dir, "
                             "or delete the folder to redo it")
         return
-    write_text(path, json.dumps(settings, indent=1))
+    write_json(path, settings)
 
 
 def run_booster_sft(run_dir: Path, requests: Sequence[VideoPrompt], scorer: RewriteScorer, args: PromptAVideoArgs,
