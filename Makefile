@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i t2v t2v-pav rag simulmt ladder recsys slides schema test bench bench-quick bench-grpo bench-grpo-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i t2v t2v-pav videollm rag simulmt ladder recsys slides schema test bench bench-quick bench-grpo bench-grpo-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -100,6 +100,11 @@ t2v: setup
 PAV_VIDEO ?= $(if $(wildcard runs/t2v/ipo/sft/model/DONE),sft.init_from=runs/t2v/ipo/sft/model)
 t2v-pav: setup
 	$(BIN)/python -m apps.t2v.train --config configs/t2v/prompt_a_video.yaml $(PAV_VIDEO) $(ARGS)
+
+# TEMPLE on a video LLM: a tiny Qwen2.5-VL pre-trained on rendered clips, TEMPLE's DPO curriculum then SFT,
+# the SFT baseline and both ablations, two train seeds, then the held-out eval (docs/apps/videollm.md).
+videollm: setup
+	$(BIN)/python -m apps.videollm.train --config configs/videollm/temple.yaml $(ARGS)
 
 # The RAG app (PA-RAG) on its embedded default: SmolLM2 + LoRA, SFT, then DPO for informativeness, robustness
 # and citation quality on a generated knowledge base (docs/apps/rag.md).

@@ -10,6 +10,11 @@ target; there the full decoder logits are computed (completions are short). A mi
 model's load-balancing loss (`router_aux_loss_coef` times its aux losses) comes back as
 `SequenceLogps.aux_loss` while gradients are on, for a training module to add.
 
+Vision-language models (transformers' Qwen2.5-VL, LLaVA-OneVision, SmolVLM) take a padded batch
+that also carries their vision inputs (`MEDIA_KEYS`: pixel values and grids, one entry per sequence
+that has a video or image, in batch order; shared.modules.media builds it): the whole model's
+backbone (`model.model`, vision tower included) reads them, and the LM head scores as above.
+
 Packing: sequences are bin-packed into rows (by default no longer than the longest sequence),
 each row a concatenation with position ids restarting at 0 for each sequence and no attention
 mask; transformers then builds a block-diagonal causal mask (sdpa and eager attention;
@@ -217,6 +222,15 @@ def collate_shared_prefix(triples: Sequence[tuple[Sequence[int], Sequence[int], 
     return batch
 
 
+MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts",
+              "mm_token_type_ids")
+
+
+def media_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Return the batch's vision inputs (empty for a text-only batch)."""
+    return {k: batch[k] for k in MEDIA_KEYS if k in batch}
+
+
 def _compute_dtype(weight: Tensor) -> torch.dtype:
     """Return the dtype activations have: the autocast dtype inside autocast, else the weights' dtype."""
     device = weight.device.type
@@ -228,14 +242,21 @@ def _additive_mask(allowed: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def _backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """Return the decoder stack and the LM head of a causal LM (peft-wrapped or not)."""
+def _backbone_and_head(model: torch.nn.Module, multimodal: bool = False) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Return the decoder stack (with `multimodal`, the whole backbone with its vision tower) and the LM head
+    of a causal LM (peft-wrapped or not)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.get_decoder(), base.get_output_embeddings()
+    return (base.model if multimodal else base.get_decoder()), base.get_output_embeddings()
 
 
 def hidden_states(backbone: torch.nn.Module, batch: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
     """Return the decoder's last hidden states (rows, time, hidden) for a padded, packed or shared-prefix batch."""
+    media = media_inputs(batch)
+    if media:
+        if "attention_mask" not in batch:
+            raise ValueError("a batch with vision inputs must be padded (attention_mask), not packed or shared-prefix")
+        return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
+                        **media).last_hidden_state
     if "attention_mask_4d" in batch:
         kwargs = {"attention_mask": _additive_mask(batch["attention_mask_4d"], dtype), "position_ids": batch["position_ids"]}
     elif "segment_ids" in batch:
@@ -295,7 +316,7 @@ def _completion_token_logps(model: torch.nn.Module, batch: dict[str, Tensor]) ->
     """Return (log-prob of each completion token, its sequence index, number of sequences, MoE aux loss or None)."""
     if "decoder_input_ids" in batch:
         return _seq2seq_token_logps(model, batch)
-    backbone, head = _backbone_and_head(model)
+    backbone, head = _backbone_and_head(model, multimodal=bool(media_inputs(batch)))
     input_ids = batch["input_ids"]
     hidden = hidden_states(backbone, batch, _compute_dtype(head.weight))
     if "score_from" in batch:  # shared-prefix layout: explicit predictor positions

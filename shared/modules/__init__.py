@@ -11,6 +11,7 @@ from shared.modules.data import (
     encode_prompt,
     encode_ranked_lists,
 )
+from shared.modules.media import MediaCollator
 from shared.modules.preference import PreferenceModule
 from shared.modules.reward_model import RewardModel, RewardModelModule, SignalRewardModule
 from shared.modules.sft import SFTCollator, SFTModule, encode_sft
@@ -27,6 +28,7 @@ from shared.modules.reference import (
 )
 
 __all__ = [
+    "MediaCollator",
     "EncodedList",
     "RankedListCollator",
     "ReferenceSoftSync",
