@@ -81,3 +81,42 @@ def record_resources(path: str | os.PathLike, key: str, usage: PeakRSS) -> None:
         current = {}
     current[key] = usage.record()
     write_json(path, current)
+
+
+def run_resources(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Return every stage's recorded figures under a run folder: {"stage", "key", "seconds", "peak_rss_mb"},
+    stages in path order (a stage is a folder holding resources.json, named relative to the run)."""
+    run = Path(run_dir)
+    rows = []
+    for path in sorted(run.rglob("resources.json"), key=lambda p: p.parent.parts):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for key, figures in sorted(record.items()):
+            if isinstance(figures, dict):
+                rows.append({"stage": str(path.parent.relative_to(run)) or ".", "key": key,
+                             "seconds": figures.get("seconds"), "peak_rss_mb": figures.get("peak_rss_mb")})
+    return rows
+
+
+def resources_markdown(run_dir: str | os.PathLike) -> str:
+    """Return the run's stage times and peak resident memory as a markdown table (what the apps' docs show)."""
+    rows = run_resources(run_dir)
+    lines = ["| stage | seconds | peak RSS (GB) |", "|---|---|---|"]
+    for r in rows:
+        name = r["stage"] if r["key"] == "fit" else f"{r['stage']} ({r['key']})"
+        peak = "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb'] / 1024:.2f}"
+        lines.append(f"| {name} | {r['seconds']:.0f} | {peak} |")
+    total = sum(r["seconds"] or 0 for r in rows)
+    peak = max((r["peak_rss_mb"] for r in rows if r["peak_rss_mb"] is not None), default=None)
+    lines.append(f"| all stages | {total:.0f} | {'-' if peak is None else f'{peak / 1024:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m shared.resources RUN_DIR   (prints every stage's time and peak RSS)")
+    print(resources_markdown(sys.argv[1]), end="")

@@ -15,7 +15,6 @@ corrupt, empty or frameless video, or a malformed line, ends the program with `p
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 
 from apps.videollm.questions import questions
 from apps.videollm.stories import SEPARATOR, Story, sample_story
+from shared.records.jsonl import iter_json_objects
 from shared.video_io import VideoReadError, read_video
 
 WRITER_PROMPT = "Clip descriptions, in order:\n{clips}\nWrite one caption of the whole video."
@@ -76,10 +76,10 @@ class DataArgs:
     clips_max: int = 8
     frames_per_clip: int = 4
     resolution: int = 32
-    pretrain_clips: int = 600
-    pretrain_stories: int = 600
+    pretrain_clips: int = 6000
+    pretrain_stories: int = 3000
     pretrain_lists: int = 2400
-    instruct_stories: int = 300
+    instruct_stories: int = 1000
     pair_stories: int = 300
     heldout_stories: int = 60
     questions_per_type: int = 1
@@ -110,22 +110,14 @@ def _field(where: str, row: dict, name: str, kind: type) -> Any:
     return value
 
 
-def read_video_jsonl(path: str | Path, seed: int = 0) -> list[VideoItem]:
+def read_video_jsonl(path: str | Path) -> list[VideoItem]:
     """Return the file's items with their frames read; raise ValueError `path:line: field: reason` on a bad line."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     items = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for lineno, row in iter_json_objects(path):  # path:line errors for bad bytes, bad JSON, non-objects
         where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected a JSON object")
         video = _field(where, row, "video", str)
         if not video:
             raise ValueError(f"{where}: video: required (a video file path)")

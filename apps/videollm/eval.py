@@ -148,10 +148,9 @@ def main(argv: list[str] | None = None) -> ResultsTable:
         for entry in args.model:
             name, source = named(entry)
             models[name] = {"any": source}
-        from apps.videollm.train import load_data
+        from apps.videollm.train import heldout_items
 
-        cfg.pretrain.steps = 0
-        items = load_data(cfg).heldout
+        items = heldout_items(cfg)
     except (ConfigError, ValueError, OSError) as exc:
         fail(PROG, exc)
     if args.resamples:

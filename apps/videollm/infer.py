@@ -30,6 +30,7 @@ import numpy as np
 from apps.videollm.generation import generate_answers
 from apps.videollm.model import VideoLLMSpec, VideoProcessor, load_video_llm
 from apps.videollm.questions import CAPTION_PROMPT
+from shared.kit import fail
 from shared.models import LoraSpec
 from shared.serving.cli import infer_parser, serve, serve_kwargs
 from shared.serving.protocol import Param
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = resolve(args.model, args.which)
         frames = None if serving else read_video(args.video)
     except ValueError as exc:  # VideoReadError is a ValueError
-        parser.error(str(exc))
+        fail(PROG, exc)
     model, processor = load_video_llm(VideoLLMSpec(source="hf", path=str(folder), lora=LoraSpec(r=0)))
     generator = VideoLLMGenerator(model, processor, args.max_new_tokens)
     if serving:

@@ -144,7 +144,8 @@ class VideoProcessor:
         return cls(tokenizer, Qwen2VLImageProcessorPil.from_pretrained(folder), max_frames, video_max_pixels)
 
     def video_inputs(self, frames: np.ndarray) -> dict[str, torch.Tensor]:
-        """Return {"pixel_values_videos": (patches, C * t * p * p), "video_grid_thw": (1, 3)} of (T, H, W, 3) uint8 frames."""
+        """Return {"pixel_values_videos": (patches, C * t * p * p), "video_grid_thw": (1, 3), "second_per_grid_ts": (1,)}
+        of (T, H, W, 3) uint8 frames."""
         ip = self.image_processor
         patch, merge, tps = ip.patch_size, ip.merge_size, ip.temporal_patch_size
         if self.max_frames and len(frames) > self.max_frames:
@@ -163,22 +164,28 @@ class VideoProcessor:
         patches = video.reshape(grid_t, tps, channels, grid_h // merge, merge, patch, grid_w // merge, merge, patch)
         patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)  # Qwen2VLVideoProcessor.patchify's order
         flat = np.ascontiguousarray(patches).reshape(grid_t * grid_h * grid_w, channels * tps * patch * patch)
+        # seconds per temporal patch: frames are taken as sampled at 2 fps (Qwen2.5-VL's default, tps / fps = 1);
+        # passed explicitly because transformers' default runs out when a batch has more videos than tokens per row
         return {"pixel_values_videos": torch.from_numpy(flat),
-                "video_grid_thw": torch.tensor([[grid_t, grid_h, grid_w]], dtype=torch.long)}
+                "video_grid_thw": torch.tensor([[grid_t, grid_h, grid_w]], dtype=torch.long),
+                "second_per_grid_ts": torch.tensor([1.0])}
 
     def video_tokens(self, media: dict[str, torch.Tensor]) -> int:
         """Return how many placeholder tokens the video's features fill."""
         t, h, w = (int(x) for x in media["video_grid_thw"][0])
         return t * h * w // self.image_processor.merge_size ** 2
 
-    def prompt(self, question: str, frames: np.ndarray | None) -> tuple[list[int], dict[str, torch.Tensor]]:
-        """Return (prompt token ids through the chat template, media) for a question about a video (or none)."""
+    def prompt(self, question: str, frames: np.ndarray | None,
+               media: dict[str, torch.Tensor] | None = None) -> tuple[list[int], dict[str, torch.Tensor]]:
+        """Return (prompt token ids through the chat template, media) for a question about a video (or none);
+        `media` given: that video's inputs, already computed."""
         content: list[dict[str, Any]] = ([{"type": "video"}] if frames is not None else []) + [{"type": "text", "text": question}]
         text = self.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                                   add_generation_prompt=True)
-        media: dict[str, torch.Tensor] = {}
-        if frames is not None:
-            media = self.video_inputs(frames)
+        if frames is None:
+            media = {}
+        else:
+            media = media or self.video_inputs(frames)
             text = text.replace("<|video_pad|>", "<|video_pad|>" * self.video_tokens(media), 1)
         return self.tokenizer(text, add_special_tokens=False)["input_ids"], media
 

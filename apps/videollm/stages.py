@@ -24,19 +24,23 @@ Example = tuple[str, np.ndarray | None, str]  # (question, frames or None, targe
 
 
 def encode_examples(processor, examples: Sequence[Example]) -> list:
-    """Return ((prompt ids, completion ids), media) per example."""
-    out = []
+    """Return ((prompt ids, completion ids), media) per example; examples that share a frames array share its media."""
+    out, media_of = [], {}
     for question, frames, target in examples:
-        ids, media = processor.prompt(question, frames)
+        ids, media = processor.prompt(question, frames, media_of.get(id(frames)))
+        if frames is not None:
+            media_of[id(frames)] = media
         out.append(((ids, processor.completion(target)), media))
     return out
 
 
 def encode_video_pairs(processor, pairs: Sequence[Pair], frames_of: dict[str, np.ndarray]) -> list:
     """Return (EncodedPair, media) per pair; the pair's video is frames_of[pair.metadata["video"]]."""
-    out = []
+    out, media_of = [], {}
     for pair in pairs:
-        ids, media = processor.prompt(pair.prompt, frames_of[pair.metadata["video"]])
+        video = pair.metadata["video"]
+        ids, media = processor.prompt(pair.prompt, frames_of[video], media_of.get(video))
+        media_of[video] = media
         out.append((EncodedPair(ids, processor.completion(pair.chosen), processor.completion(pair.rejected)), media))
     return out
 

@@ -32,6 +32,7 @@ from apps.videollm.stories import SEPARATOR, sample_story
 from apps.videollm.temple import magnitude_difficulty, plan_perturbations, write_pairs
 from shared.atomic import write_json
 from shared.kit import fail, finish_run, start_run
+from shared.models import is_complete
 from shared.pairs import curriculum_order
 from shared.records import Pair, read_jsonl, write_jsonl
 
@@ -40,9 +41,8 @@ PROG = "python -m apps.videollm.train"
 
 @dataclass
 class VideoData:
-    """What the recipe trains and evaluates on."""
+    """What the recipe trains and evaluates on (pre-training examples are made only when that stage trains)."""
 
-    pretrain: list[Example]
     instruct: list[VideoItem]
     pair_videos: list[VideoItem]
     heldout: list[VideoItem]
@@ -82,10 +82,13 @@ def load_data(cfg: VideoLLMConfig) -> VideoData:
                 else embedded_stories(d, "train", d.instruct_stories, cfg.seed, tag="instruct"))
     pairs = (read_video_jsonl(d.pairs_file) if d.pairs_file
              else embedded_stories(d, "train", d.pair_stories, cfg.seed, tag="pairs"))
-    heldout = (read_video_jsonl(d.heldout_file) if d.heldout_file
-               else embedded_stories(d, "heldout", d.heldout_stories, cfg.seed))
-    pre = pretrain_examples(cfg) if cfg.pretrain.steps > 0 and not cfg.pretrain.init_from else []
-    return VideoData(pre, instruct, pairs, heldout)
+    return VideoData(instruct, pairs, heldout_items(cfg))
+
+
+def heldout_items(cfg: VideoLLMConfig) -> list[VideoItem]:
+    """The evaluation's videos: data.heldout_file, else embedded held-out stories."""
+    d = cfg.data
+    return read_video_jsonl(d.heldout_file) if d.heldout_file else embedded_stories(d, "heldout", d.heldout_stories, cfg.seed)
 
 
 def instruct_examples(items: list[VideoItem]) -> list[Example]:
@@ -147,8 +150,11 @@ def curriculum(cfg: VideoLLMConfig, run: Path, start: Path, stages: list[list[Pa
 def main(argv: list[str] | None = None) -> dict:
     cfg, data = start_run(VideoLLMConfig, argv, doc=__doc__, prog=PROG, prepare=load_data)
     run = cfg.run_dir
-    base = Path(cfg.pretrain.init_from) if cfg.pretrain.init_from else \
-        sft_stage(run / "pretrain", cfg.model, None, data.pretrain, cfg.pretrain, cfg.trainer, cfg.seed)
+    if cfg.pretrain.init_from:
+        base = Path(cfg.pretrain.init_from)
+    else:
+        examples = [] if is_complete(run / "pretrain" / "model") else pretrain_examples(cfg)
+        base = sft_stage(run / "pretrain", cfg.model, None, examples, cfg.pretrain, cfg.trainer, cfg.seed)
     pairs = temple_pairs(cfg, base, data.pair_videos)
     if not pairs:
         fail(PROG, f"no TEMPLE pair survived the filters (see {run / 'pairs' / 'written.jsonl'})")

@@ -148,7 +148,7 @@ def test_one_line_errors_for_bad_videos(tmp_path):
     with pytest.raises(ValueError, match=r"data.jsonl:1: clips: expected a non-empty list"):
         read_video_jsonl(f)
     f.write_text("{not json\n")
-    with pytest.raises(ValueError, match=r"data.jsonl:1: not JSON"):
+    with pytest.raises(ValueError, match=r"data.jsonl:1: invalid JSON"):
         read_video_jsonl(f)
     f.write_text(json.dumps({"video": "ok.mp4", "clips": ["a red circle appears", "a red circle disappears"]}) + "\n")
     (item,) = read_video_jsonl(f)

@@ -87,6 +87,12 @@ def test_infer_and_serving(run, tmp_path, capsys):
     infer_main(["--model", str(folder), "--video", str(video), "--question", "What happens first?"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["question"] == "What happens first?" and out["frames"] == 8 and isinstance(out["answer"], str)
+    for name, content in (("empty.mp4", b""), ("corrupt.mp4", b"\x00junk" * 40)):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(SystemExit):
+            infer_main(["--model", str(folder), "--video", str(tmp_path / name)])
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith(f"python -m apps.videollm.infer: error: {tmp_path / name}: ")
     model, processor = load_video_llm(VideoLLMSpec(source="hf", path=str(folder / "seed_0" / "temple" / "model"),
                                                    lora=LoraSpec(r=0)))
     generator = VideoLLMGenerator(model, processor, max_new_tokens=8)
