@@ -30,6 +30,7 @@ from apps.videollm.data import VideoItem
 from apps.videollm.generation import generate_answers
 from apps.videollm.model import load_video_llm, saved
 from apps.videollm.questions import CAPTION_PROMPT, answer_correct, caption_scores, questions
+from shared.atomic import write_text
 from shared.config import ConfigError, load_yaml
 from shared.evaluation import Metric, ResultsTable, evaluate_models
 from shared.kit import eval_parser, fail, named
@@ -88,14 +89,13 @@ def score_model(folder: str, cfg: VideoLLMConfig, items: Sequence[VideoItem], se
     return rows
 
 
-def _panel(lines: list[str], width: int, height: int) -> np.ndarray:
-    image = Image.new("RGB", (width, height), "white")
+def _panel(lines: list[str], width: int, min_height: int) -> np.ndarray:
+    """A white image with the lines wrapped to `width` (PIL's default font, 11 px a line), at least min_height tall."""
+    wrapped = [part for line in lines for part in (textwrap.wrap(line, width // 6) or [""])]
+    image = Image.new("RGB", (width, max(min_height, 11 * len(wrapped) + 4)), "white")
     draw = ImageDraw.Draw(image)
-    y = 2
-    for line in lines:
-        for part in textwrap.wrap(line, width // 6) or [""]:
-            draw.text((4, y), part, fill="black")
-            y += 11
+    for k, part in enumerate(wrapped):
+        draw.text((4, 2 + 11 * k), part, fill="black")
     return np.asarray(image)
 
 
@@ -110,12 +110,14 @@ def write_examples(out: Path, items: Sequence[VideoItem], rows: dict[str, list[d
         md += [f"## {item.id}", "", *[f"- {line}" for line in lines], ""]
         frames = np.repeat(np.repeat(item.frames(), 4, axis=1), 4, axis=2)
         panel = _panel(lines, 640, frames.shape[1])
-        tiles.append(np.concatenate([frames, np.broadcast_to(panel, (len(frames), *panel.shape))], axis=2))
-    (out / "examples.md").write_text("\n".join(md))
+        video = np.full((len(frames), panel.shape[0], frames.shape[2], 3), 255, dtype=np.uint8)
+        video[:, :frames.shape[1]] = frames
+        tiles.append(np.concatenate([video, np.broadcast_to(panel, (len(frames), *panel.shape))], axis=2))
+    write_text(out / "examples.md", "\n".join(md))
     if tiles:
         length = max(len(t) for t in tiles)
         tiles = [np.concatenate([t, np.repeat(t[-1:], length - len(t), axis=0)]) for t in tiles]
-        grid = np.concatenate(tiles, axis=1)
+        grid = np.concatenate(tiles, axis=1)  # one tile under the other
         write_gif(out / "grid.gif", grid, fps=4)
         write_mp4(out / "grid.mp4", grid, fps=4)
 

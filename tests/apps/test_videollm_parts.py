@@ -227,3 +227,16 @@ def test_text_side_from_smollm2_gives_smollm2s_logits_on_text():
         got = vl(input_ids=ids).logits[..., :expected.size(-1)]
     torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-4)
     assert processor.tokenizer("a red circle")["input_ids"] == tok("a red circle")["input_ids"]
+
+
+def test_a_batch_with_more_videos_than_tokens_per_row_generates(tiny_model):
+    # transformers' default seconds-per-grid iterator has one entry per token of a row: 24 one-clip videos
+    # (about 20 tokens a row) ran it out before video_inputs passed second_per_grid_ts
+    from apps.videollm.generation import generate_answers
+
+    model, processor = tiny_model
+    clips = [Story((clip_scene("appears", colour, "circle"),), seed=k) for k, colour in enumerate(["red", "blue"] * 12)]
+    items = [("Describe.", s.render()) for s in clips]
+    assert len(processor.prompt("Describe.", items[0][1])[0]) < len(items)
+    together = generate_answers(model, processor, items, max_new_tokens=4, batch_size=24)
+    assert together[:2] == [generate_answers(model, processor, [i], max_new_tokens=4)[0] for i in items[:2]]
