@@ -12,7 +12,7 @@ spaces and a final period):
 
 Captions are graded against the story's clip list: `order` (the caption's events are exactly the
 story's, in order), `order_score` (longest common subsequence / the longer list: partial order
-credit), `events` (share of the story's events the caption names, in any order), `objects` (share
+credit), `order_score_no_shape` (the same over (colour, event): order credit where the shape is missed), `events` (share of the story's events the caption names, in any order), `objects` (share
 of the story's shapes named) and `colours` (share of its (colour, shape) objects named).
 """
 
@@ -75,14 +75,17 @@ def _lcs(a: list, b: list) -> int:
 
 
 def caption_scores(caption: Any, story: Story) -> dict[str, float]:
-    """Return the caption's order, order_score, events, objects and colours scores against the story (0 for garbage)."""
+    """Return the caption's order, order_score, order_score_no_shape, events, objects and colours scores against
+    the story (0 for garbage)."""
     truth = [parse_clause(x) for x in story.descriptions]
     said = [c for c in parse_caption(caption) if c is not None]
     shapes = {c[1] for c in said}
     objects = {c[:2] for c in said}
+    no_shape = lambda clauses: [(c[0], c[2]) for c in clauses]  # noqa: E731
     return {
         "order": float(said == truth),
         "order_score": _lcs(said, truth) / max(len(truth), len(said)),
+        "order_score_no_shape": _lcs(no_shape(said), no_shape(truth)) / max(len(truth), len(said)),
         "events": sum(t in said for t in truth) / len(truth),
         "objects": sum(t[1] in shapes for t in truth) / len(truth),
         "colours": sum(t[:2] in objects for t in truth) / len(truth),

@@ -50,8 +50,11 @@ def test_split_by_composition():
 def test_parse_caption_and_scores():
     assert parse_clause("A red circle appears.") == ("red", "circle", "appears")
     assert parse_clause("a red blob appears") is None
-    assert caption_scores(STORY.caption, STORY) == {"order": 1.0, "order_score": 1.0, "events": 1.0,
-                                                     "objects": 1.0, "colours": 1.0}
+    assert caption_scores(STORY.caption, STORY) == {"order": 1.0, "order_score": 1.0, "order_score_no_shape": 1.0,
+                                                     "events": 1.0, "objects": 1.0, "colours": 1.0}
+    wrong_shapes = STORY.caption.replace("circle", "triangle")
+    assert caption_scores(wrong_shapes, STORY)["order_score"] == 0.5  # the square's and the triangle's clauses
+    assert caption_scores(wrong_shapes, STORY)["order_score_no_shape"] == 1.0
     backwards = SEPARATOR.join(reversed(STORY.descriptions))
     scores = caption_scores(backwards, STORY)
     assert scores["order"] == 0.0 and scores["order_score"] == 0.25 and scores["events"] == 1.0
