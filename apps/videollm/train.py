@@ -76,6 +76,9 @@ def load_data(cfg: VideoLLMConfig) -> VideoData:
         raise ValueError(f"temple.operations: expected some of drop, shuffle, reverse, got {cfg.temple.operations}")
     if cfg.temple.writer not in ("model", "join"):
         raise ValueError(f"temple.writer: expected model or join, got {cfg.temple.writer!r}")
+    if cfg.sft.init_from:
+        raise ValueError("sft.init_from: not used here (the instruction SFT runs after the curriculum); "
+                         "pretrain.init_from names a base model")
     if not cfg.train_seeds:
         raise ValueError("train_seeds: expected at least one seed")
     instruct = (read_video_jsonl(d.train_file) if d.train_file

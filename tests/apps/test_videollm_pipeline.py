@@ -125,6 +125,7 @@ def _train_error(capsys, *overrides) -> str:
 def test_bad_config_and_bad_videos_give_one_line(tmp_path, capsys):
     assert "stepz" in _train_error(capsys, "temple.stepz=3", f"run_dir={tmp_path / 'a'}")
     assert "temple.operations" in _train_error(capsys, "temple.operations=[drop, spin]", f"run_dir={tmp_path / 'a'}")
+    assert "sft.init_from: not used here" in _train_error(capsys, "sft.init_from=x", f"run_dir={tmp_path / 'a'}")
     write_mp4(tmp_path / "ok.mp4", CLIP.render())
     (tmp_path / "broken.mp4").write_bytes(b"\x00\x01" * 300)
     data = tmp_path / "train.jsonl"
