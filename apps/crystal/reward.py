@@ -125,7 +125,8 @@ class TextAnalysis:
         return {"settings": self.settings, "_energy": None, "threads": self.threads, "last_errors": []}
 
     def warm_up(self) -> None:
-        """Load CHGNet and pymatgen's tables and score two rock-salt texts (a worker calls this when it starts).
+        """Load CHGNet and pymatgen's tables (the charge-balance guess reads them on first use) by scoring two
+        rock-salt texts (a worker calls this when it starts).
 
         The first CHGNet calls of a process are several times slower than later ones.
         """
@@ -144,7 +145,6 @@ class TextAnalysis:
 
                 torch.set_num_threads(self.threads)
             self._energy = CHGNetEnergy(self.settings)
-            charge_balanced(Composition("NaCl"))  # pymatgen reads its oxidation-state tables on first use
         return self._energy
 
     def __call__(self, prompts: Sequence, outputs: Sequence, contexts: Sequence[dict] | None = None) -> list[dict]:
