@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from apps.videollm.model import VideoProcessor
+from shared.modules.media import token_type_ids
 
 
 @torch.no_grad()
@@ -29,10 +30,7 @@ def generate_answers(model, processor: VideoProcessor, items: Sequence[tuple[str
         media = [m for _, m in chunk if m]
         if media:
             kwargs = {k: torch.cat([m[k] for m in media]) for k in media[0]}
-            types = torch.zeros_like(input_ids, dtype=torch.int32)
-            for token, kind in processor.token_types.items():
-                types[input_ids == token] = kind
-            kwargs["mm_token_type_ids"] = types
+            kwargs["mm_token_type_ids"] = token_type_ids(input_ids, processor.token_types)
         generated = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
                                    do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                                    **kwargs)

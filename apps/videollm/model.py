@@ -104,6 +104,10 @@ class VideoLLMSpec:
     seed: int = 0
     lora: LoraSpec = field(default_factory=lambda: LoraSpec(r=0))
 
+    def uses_lora(self) -> bool:
+        """Return whether the model gets a LoRA adapter (what the kit's reference_for asks)."""
+        return self.lora.r > 0
+
 
 def _smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
@@ -291,9 +295,9 @@ def load_video_llm(spec: VideoLLMSpec) -> tuple[torch.nn.Module, VideoProcessor]
         raise ModelLoadError(f"model.dtype: '{spec.dtype}' is not one of {', '.join(DTYPES)}")
     model, processor = _tiny(spec) if spec.source == "tiny" else _pretrained(spec)
     model = model.to(DTYPES[spec.dtype])
-    if spec.freeze_vision or spec.lora.r > 0:
+    if spec.freeze_vision or spec.uses_lora():
         model.model.visual.requires_grad_(False)
-    if spec.lora.r > 0:
+    if spec.uses_lora():
         from peft import LoraConfig, get_peft_model
 
         names = "|".join(n for n in spec.lora.target_modules if n in TEXT_LINEAR) or "|".join(TEXT_LINEAR)

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from apps.videollm.model import VideoLLMSpec, load_video_llm, saved
-from shared.kit import FitArgs, PreferenceArgs, train_stage
+from shared.kit import FitArgs, PreferenceArgs, reference_for, train_stage
 from shared.models import is_complete, save_merged
-from shared.modules import (EncodedPair, MediaCollator, PreferenceCollator, PreferenceModule, SFTCollator, SFTModule,
-                            build_reference)
+from shared.modules import EncodedPair, MediaCollator, PreferenceCollator, PreferenceModule, SFTCollator, SFTModule
 from shared.atomic import write_json
 from shared.records import Pair, write_jsonl
 from shared.training import TrainerArgs, make_loader
@@ -74,9 +73,8 @@ def dpo_stage(stage_dir: Path, spec: VideoLLMSpec, start: Path, pairs: Sequence[
     if is_complete(folder):
         return folder
     policy, processor = load_at(spec, start, seed)
-    kind = pref.reference if pref.reference != "auto" else ("adapter_disabled" if spec.lora.r > 0 else "frozen_copy")
-    module = PreferenceModule(policy, build_reference(kind, policy), loss=pref.loss, loss_kwargs={"beta": pref.beta},
-                              lr=pref.lr)
+    module = PreferenceModule(policy, reference_for(pref.reference, spec, policy), loss=pref.loss,
+                              loss_kwargs={"beta": pref.beta}, lr=pref.lr)
     collate = MediaCollator(PreferenceCollator(processor.tokenizer.pad_token_id, layout="padded"), copies=2,
                             token_types=processor.token_types)
     write_jsonl(stage_dir / "pairs.jsonl", pairs)  # what this stage trains on, in order

@@ -19,6 +19,14 @@ import torch
 from torch import Tensor
 
 
+def token_type_ids(input_ids: Tensor, token_types: Mapping[int, int]) -> Tensor:
+    """Return mm_token_type_ids for a batch: each placeholder token's modality type, 0 for text."""
+    types = torch.zeros_like(input_ids, dtype=torch.int32)
+    for token, kind in token_types.items():
+        types[input_ids == token] = kind
+    return types
+
+
 class MediaCollator:
     """Collate (example, media) items with a padding text collator and append the media in sequence order."""
 
@@ -36,8 +44,5 @@ class MediaCollator:
         for key in (media[0] if media else {}):
             batch[key] = torch.cat([m[key] for m in media])
         if self.token_types:
-            types = torch.zeros_like(batch["input_ids"], dtype=torch.int32)
-            for token, kind in self.token_types.items():
-                types[batch["input_ids"] == token] = kind
-            batch["mm_token_type_ids"] = types
+            batch["mm_token_type_ids"] = token_type_ids(batch["input_ids"], self.token_types)
         return batch
