@@ -93,6 +93,7 @@ def main() -> None:
     cfg = resolve(CodegenConfig, [args.config], overrides)
     train, _ = load_data(cfg)
     policy, tok = phase("load model", lambda: load_policy(cfg.model))
+    policy.train()  # as Lightning does; transformers' gradient checkpointing is only active in train mode
     data = encode_sft(sft_examples(train, cfg.sft.formats), tok, max_length=cfg.sft.max_length)
     collate = SFTCollator(tok.pad_token_id)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=cfg.sft.lr)

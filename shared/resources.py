@@ -4,10 +4,17 @@
 `interval_s` and keeps the maximum, so a stage's own peak is known without resetting the kernel's
 process-wide high-water mark (which whole-run measurements such as `/usr/bin/time -v` read).
 Peaks shorter than the interval can be missed; on systems without /proc it records nothing.
+
+How much of a peak is the batch's own need and how much is the allocator's slack (glibc keeps
+freed heap for reuse) is measured in docs/benchmarks.md; `set_mmap_threshold` and
+`release_memory` are the two levers the core pulls on it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import json
 import os
 import threading
@@ -18,6 +25,48 @@ from typing import Any
 from shared.atomic import write_json
 
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+GLIBC_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc reads it at start-up; a user who set it keeps it
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def set_mmap_threshold(kb: int) -> bool:
+    """Make glibc serve every allocation of at least `kb` KiB by mmap, so it goes back to the OS when freed.
+
+    By default glibc raises this threshold (up to 32 MiB) after the first large frees, so a training
+    step's activations then come from the heap, which keeps what is freed: a step's resident peak
+    grows well past what the batch needs and stays there for the rest of the process
+    (docs/benchmarks.md: codegen's SFT 6.2 GB vs 4.2 GB at 128 KiB). The price is page faults on
+    fresh memory, 25-55% more time per step on SmolLM2-sized models. Process-wide; 0 leaves glibc's
+    default. Returns True when set; False with 0, where `MALLOC_MMAP_THRESHOLD_` is already in the
+    environment (the user's choice wins) or where the C library has no `mallopt` (not glibc).
+    """
+    if kb < 0:
+        raise ValueError(f"mmap_threshold_kb must be >= 0 (0: glibc's default), got {kb}")
+    if kb == 0 or GLIBC_THRESHOLD_ENV in os.environ:
+        return False
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(kb) * 1024))
+
+
+def release_memory() -> None:
+    """Collect garbage and hand the heap's free pages back to the OS (glibc `malloc_trim`).
+
+    Called when a stage ends, so the next stage starts from what is still alive rather than from
+    the previous stage's high-water mark. A no-op off glibc.
+    """
+    gc.collect()
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def rss_mb() -> float | None:

@@ -66,9 +66,14 @@ def test_every_app_option_is_documented_in_help(module, cls):
     assert {"sft.steps", "sft.lr", "sft.batch_size", "eval.seeds", "eval.resamples", "eval.level", "seed", "run_dir"} <= set(schema.options)
 
 
-def test_sft_stage_trains_saves_and_is_skipped_when_complete(tmp_path):
+def test_sft_stage_trains_saves_and_is_skipped_when_complete(tmp_path, monkeypatch):
+    import shared.kit.stages as stages
+
+    released = []
+    monkeypatch.setattr(stages, "release_memory", lambda: released.append(1))
     examples = lambda: [(f"say {w}:", f" {w}!") for w in ("cat", "dog", "sun", "sea")]  # noqa: E731
     folder = run_sft(tmp_path, TINY, SFTArgs(steps=3, lr=1e-2, batch_size=2), TRAINER, 0, examples)
+    assert released == [1]  # freed memory handed back when the fit ended
     assert folder == tmp_path / "sft" / "model" and is_complete(folder) and (tmp_path / "sft" / "checkpoints" / "last.ckpt").is_file()
     usage = json.loads((tmp_path / "sft" / "resources.json").read_text())["fit"]
     assert usage["peak_rss_mb"] >= usage["rss_start_mb"] > 10 and usage["seconds"] > 0
@@ -168,6 +173,21 @@ def test_start_run_saves_the_config_and_turns_data_errors_into_one_line(tmp_path
         start_run(ToyConfig, [f"run_dir={tmp_path / 'bad'}"], doc=None, prog="toy", prepare=broken)
     assert exit_info.value.code == 2 and not (tmp_path / "bad").exists()
     assert capsys.readouterr().err == "toy: error: tasks.jsonl:3: field 'prompt' must be a string\n"
+
+
+def test_start_run_sets_the_allocator_threshold_from_the_trainer_config(tmp_path, monkeypatch, capsys):
+    import shared.kit.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "set_mmap_threshold", calls.append)  # process-wide: not set in the test process
+    start_run(ToyConfig, [f"run_dir={tmp_path / 'a'}", "trainer.mmap_threshold_kb=128"], doc=None, prog="toy",
+              prepare=lambda c: None)
+    start_run(ToyConfig, [f"run_dir={tmp_path / 'b'}"], doc=None, prog="toy", prepare=lambda c: None)
+    assert calls == [128, 0]
+    with pytest.raises(SystemExit):
+        start_run(ToyConfig, [f"run_dir={tmp_path / 'c'}", "trainer.mmap_threshold_kb=-1"], doc=None, prog="toy",
+                  prepare=lambda c: None)
+    assert "trainer.mmap_threshold_kb: must be >= 0" in capsys.readouterr().err
 
 
 def test_loop_errors_end_in_one_line_and_let_other_errors_through(capsys):

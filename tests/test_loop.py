@@ -132,9 +132,14 @@ def reference(tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_full_run_writes_every_round_once(tmp_path):
+def test_full_run_writes_every_round_once(tmp_path, monkeypatch):
+    import shared.loop.driver as driver
+
+    released = []
+    monkeypatch.setattr(driver, "release_memory", lambda: released.append(1))
     recipe = ToyRecipe()
     result = run_loop(recipe, tmp_path / "run", **RUN)
+    assert len(released) == len(ALL_STEPS)  # freed memory handed back after every step
     root = tmp_path / "run"
     expected = {f"round_{r:03d}/{name}" for r in range(ROUNDS) for name in ROUND_FILES}
     assert _tree(root) == expected | {"state.json", "metrics.csv", "rounds.png", ".lock"}

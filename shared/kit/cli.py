@@ -18,6 +18,7 @@ from shared.atomic import write_json
 from shared.config import ConfigError, parse_or_exit, save_resolved
 from shared.kit.stages import set_threads
 from shared.loop import LoopError
+from shared.resources import set_mmap_threshold
 from shared.training import quiet_lightning
 
 C = TypeVar("C")
@@ -44,12 +45,17 @@ def start_run(config_cls: type[C], argv: list[str] | None, *, doc: str | None, p
               prepare: Callable[[C], T]) -> tuple[C, T]:
     """Parse the config (`--help`, `--config`, overrides), run `prepare(cfg)` and save the resolved config.
 
+    Also sets torch's threads and, from cfg.trainer.mmap_threshold_kb, glibc's mmap threshold.
+
     A malformed config, data file or option (ConfigError, ValueError, OSError from prepare) ends
     the program with one line and exit 2 before anything is written to the run folder.
     """
     cfg = parse_or_exit(config_cls, argv, description=doc, prog=prog)
     quiet_lightning()
     set_threads()
+    trainer = getattr(cfg, "trainer", None)
+    if trainer is not None:  # process-wide, so before data and models are loaded (shared.resources)
+        set_mmap_threshold(trainer.mmap_threshold_kb)
     try:
         prepared = prepare(cfg)
     except (ConfigError, ValueError, OSError) as exc:

@@ -156,7 +156,11 @@ def load_policy(spec: ModelSpec) -> tuple[torch.nn.Module, PreTrainedTokenizerBa
     if spec.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ModelLoadError(f"model.gradient_checkpointing: {type(model).__name__} does not support it")
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x; the old name is deprecated
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if spec.uses_lora():
         with torch.random.fork_rng(devices=[]):  # peft draws LoRA A from the global RNG: seed it from the spec
             torch.manual_seed(spec.seed)
