@@ -205,3 +205,48 @@ def test_group_rl_rejects_bad_settings():
         GroupRLModule(policy, tok, EvenCodepoints(), loss="sigmoid")
     with pytest.raises(ValueError, match="needs a reference"):
         GroupRLModule(policy, tok, EvenCodepoints(), loss="grpo", loss_kwargs={"beta": 0.1})
+
+
+def test_a_loaded_model_trains_in_train_mode_so_checkpointing_is_on(tmp_path, monkeypatch):
+    import transformers.modeling_utils as modeling_utils
+    from lightning.pytorch.callbacks import Callback
+
+    from shared.models import save_policy
+
+    base, tok = load_policy(ModelSpec(seed=2, num_layers=2))
+    save_policy(base, tok, tmp_path / "base")
+    calls = []
+    real = modeling_utils.checkpoint
+    monkeypatch.setattr(modeling_utils, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    policy, tok = load_policy(ModelSpec(source="hf", path=str(tmp_path / "base"), lora=LoraSpec(r=4),
+                                        gradient_checkpointing=True))
+    assert any(not m.training for m in policy.modules())  # from_pretrained: the base layers come in eval mode
+    seen = []
+
+    class Modes(Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append(all(m.training for m in module.policy.modules()))
+
+    examples = encode_sft([(f"say {w}:", f" {w}!") for w in ("cat", "dog")], tok)
+    collate = SFTCollator(tok.pad_token_id)
+    trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[Modes()],
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(SFTModule(policy, lr=1e-3), DataLoader(examples, batch_size=2, collate_fn=collate))
+    assert seen == [True, True]
+    assert len(calls) == 2 * 2  # both layers ran under checkpoint() in both steps
+
+
+def test_adapter_disabled_reference_runs_in_eval_mode_and_restores_every_mode():
+    policy, tok = load_policy(ModelSpec(seed=3, num_layers=2, lora=LoraSpec(r=4)))
+    policy.train()
+    layer = policy.get_base_model().model.layers[1]
+    layer.eval()  # a mixed tree: restored exactly, not made uniform
+    before = [m.training for m in policy.modules()]
+    during = []
+    layer.register_forward_pre_hook(lambda m, args: during.append(policy.training or m.training))
+    collate = PreferenceCollator(tok.pad_token_id)
+    batch = collate(encode_pairs([Pair(prompt="q:", chosen=" yes", rejected=" no")], tok))
+    reference = build_reference("adapter_disabled", policy)
+    reference.logps(policy, batch)
+    assert during == [False]
+    assert [m.training for m in policy.modules()] == before

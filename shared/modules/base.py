@@ -22,6 +22,12 @@ class StepModule(L.LightningModule):
         """Return the module whose trainable parameters are optimised (default: `self.policy`)."""
         return self.policy
 
+    def on_fit_start(self) -> None:
+        # `from_pretrained` returns a model in eval mode and Lightning keeps each submodule's mode, so
+        # without this a loaded model trains with its layers in eval mode: dropout off and, silently,
+        # gradient checkpointing off too (transformers only checkpoints in training mode).
+        self.trainable_module().train()
+
     def _step(self, batch, stage: str, batch_idx: int = 0) -> Tensor:
         raise NotImplementedError
 

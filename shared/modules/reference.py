@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -62,10 +63,19 @@ class AdapterDisabledReference:
             return token_logps(policy, batch)[0]
 
     @staticmethod
-    def _base(policy: torch.nn.Module):
+    @contextmanager
+    def _base(policy: torch.nn.Module) -> Iterator[None]:
+        """Adapters off and every module in eval mode (no dropout in the reference), both restored after."""
         if not hasattr(policy, "disable_adapter"):
             raise ValueError("reference 'adapter_disabled' needs a LoRA (peft) policy; set model.lora or use 'frozen_copy'")
-        return policy.disable_adapter()
+        modes = [(m, m.training) for m in policy.modules()]
+        policy.eval()
+        try:
+            with policy.disable_adapter():
+                yield
+        finally:
+            for module, training in modes:
+                module.training = training
 
 
 class PrecomputedReference:
