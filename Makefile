@@ -19,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: setup lock lock-from-venv demo codegen crystal t2i t2v t2v-pav videollm rag simulmt ladder recsys slides schema test bench bench-quick bench-grpo bench-grpo-quick bench-sandbox bench-sandbox-quick bench-crystal bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
+.PHONY: setup lock lock-from-venv demo codegen crystal t2i t2v t2v-pav videollm rag simulmt ladder recsys slides schema test bench bench-quick bench-grpo bench-grpo-quick bench-sandbox bench-sandbox-quick bench-crystal bench-memory bench-constrained bench-constrained-quick bench-simulmt bench-simulmt-quick clean
 
 setup: $(STAMP)
 
@@ -166,6 +166,10 @@ bench-sandbox-quick: setup
 
 bench-crystal: setup
 	$(BIN)/python benchmarks/crystal_scoring.py $(ARGS)
+
+# Peak memory of each app's first training stage on its embedded default (ARGS="rag --steps 8", ...)
+bench-memory: setup
+	$(BIN)/python benchmarks/stage_memory.py $(ARGS)
 
 bench-constrained: setup
 	$(BIN)/python benchmarks/constrained_sampling.py $(ARGS)

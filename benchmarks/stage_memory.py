@@ -1,7 +1,7 @@
 """Peak resident memory of each app's first training stage on its embedded default, cut to a few steps.
 
     python benchmarks/stage_memory.py                       # every app, as configured
-    python benchmarks/stage_memory.py rag slides --steps 8  # some apps
+    python benchmarks/stage_memory.py rag slides --steps 8  # some apps, more steps
     python benchmarks/stage_memory.py rag --set model.gradient_checkpointing=false   # compare a setting
 
 For each app, runs `python -m apps.<app>.train --config <its embedded config> <stage>.steps=N
@@ -89,7 +89,7 @@ def logged_losses(stage_dir: Path) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("apps", nargs="*", metavar="APP", help=f"apps to probe (default: all of {', '.join(PROBES)})")
-    parser.add_argument("--steps", type=int, default=8, help="optimiser steps of the stage")
+    parser.add_argument("--steps", type=int, default=6, help="optimiser steps of the stage")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every probed app (repeatable)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for one app's stage")
