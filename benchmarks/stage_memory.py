@@ -59,17 +59,25 @@ def probe(app: str, steps: int, extra: list[str], timeout_s: float) -> dict:
         cmd = [sys.executable, "-m", f"apps.{app}.train", "--config", str(ROOT / config), f"{stage}.steps={steps}",
                "trainer.log_every_n_steps=1", f"run_dir={run}", *extra]
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        while proc.poll() is None and not record.is_file() and time.perf_counter() - start < timeout_s:
+        log = open(Path(tmp) / "stderr.txt", "w+")  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        finished = False
+        while True:  # reaped with wait4, not Popen.poll: wait4 also gives the child's maximum RSS
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                finished = True
+                break
+            if record.is_file() or time.perf_counter() - start > timeout_s:
+                os.killpg(proc.pid, signal.SIGKILL)  # the stage is recorded; what follows it is not measured
+                _, status, usage = os.wait4(proc.pid, 0)
+                break
             time.sleep(0.5)
-        finished = proc.poll() is not None
-        if not finished:
-            os.killpg(proc.pid, signal.SIGKILL)  # the stage is recorded; what follows it is not measured
-        _, status, usage = os.wait4(proc.pid, 0)
-        stderr = proc.stderr.read().decode(errors="replace")
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        stderr = log.read()
+        log.close()
         if not record.is_file():
-            why = "timed out" if not finished else f"exited {os.waitstatus_to_exitcode(status)}: {stderr.strip()[-400:]}"
+            why = "timed out" if not finished else f"exited {proc.returncode}: {stderr.strip()[-400:]}"
             raise SystemExit(f"{app}: {stage} stage wrote no resources.json ({why})")
         fit = json.loads(record.read_text())["fit"]
         return {"stage": stage, "steps": steps, "seconds": fit["seconds"], "stage_peak_mb": fit["peak_rss_mb"],

@@ -92,7 +92,7 @@ class TrainerArgs:
 
     def __post_init__(self) -> None:
         if self.mmap_threshold_kb < 0:
-            raise ValueError(f"trainer.mmap_threshold_kb: must be >= 0 (0: glibc's default), got {self.mmap_threshold_kb}")
+            raise ValueError(f"mmap_threshold_kb must be >= 0 (0: glibc's default), got {self.mmap_threshold_kb}")
 
 
 def _logger(kind: str, run_dir: Path):

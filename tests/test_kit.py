@@ -184,10 +184,14 @@ def test_start_run_sets_the_allocator_threshold_from_the_trainer_config(tmp_path
               prepare=lambda c: None)
     start_run(ToyConfig, [f"run_dir={tmp_path / 'b'}"], doc=None, prog="toy", prepare=lambda c: None)
     assert calls == [128, 0]
-    with pytest.raises(SystemExit):
-        start_run(ToyConfig, [f"run_dir={tmp_path / 'c'}", "trainer.mmap_threshold_kb=-1"], doc=None, prog="toy",
-                  prepare=lambda c: None)
-    assert "trainer.mmap_threshold_kb: must be >= 0" in capsys.readouterr().err
+    for bad, message in [("trainer.mmap_threshold_kb=-1", "trainer: mmap_threshold_kb must be >= 0"),
+                         ("sft.lr=-1", "sft: lr must be > 0, got -1"), ("sft.batch_size=0", "sft: batch_size must be >= 1"),
+                         ("sft.steps=-2", "sft: steps must be >= 0")]:
+        with pytest.raises(SystemExit):
+            start_run(ToyConfig, [f"run_dir={tmp_path / 'c'}", bad], doc=None, prog="toy", prepare=lambda c: None)
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, bad
+    assert not (tmp_path / "c").exists()
 
 
 def test_loop_errors_end_in_one_line_and_let_other_errors_through(capsys):

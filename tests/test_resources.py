@@ -118,5 +118,5 @@ def test_mmap_threshold_leaves_a_user_setting_and_rejects_negatives():
     assert set_mmap_threshold(0) is False
     with pytest.raises(ValueError, match="mmap_threshold_kb"):
         set_mmap_threshold(-1)
-    with pytest.raises(ValueError, match="trainer.mmap_threshold_kb"):
+    with pytest.raises(ValueError, match="mmap_threshold_kb must be >= 0"):
         TrainerArgs(mmap_threshold_kb=-5)

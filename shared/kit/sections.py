@@ -50,6 +50,14 @@ class FitArgs:
     lr: float = 1e-4
     batch_size: int = 8
 
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0 (0: skip the stage), got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
 
 @dataclass
 class SFTArgs(FitArgs):
