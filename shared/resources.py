@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import json
 import os
@@ -29,6 +30,7 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 GLIBC_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"  # glibc reads it at start-up; a user who set it keeps it
 
 
+@functools.lru_cache(maxsize=1)
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -42,10 +44,10 @@ def set_mmap_threshold(kb: int) -> bool:
     By default glibc raises this threshold (up to 32 MiB) after the first large frees, so a training
     step's activations then come from the heap, which keeps what is freed: a step's resident peak
     grows well past what the batch needs and stays there for the rest of the process
-    (docs/benchmarks.md: codegen's SFT 6.2 GB vs 4.2 GB at 128 KiB). The price is page faults on
-    fresh memory, 25-55% more time per step on SmolLM2-sized models. Process-wide; 0 leaves glibc's
-    default. Returns True when set; False with 0, where `MALLOC_MMAP_THRESHOLD_` is already in the
-    environment (the user's choice wins) or where the C library has no `mallopt` (not glibc).
+    (docs/benchmarks.md: a codegen SFT step peaks at 6.1 GB, 4.1 GB at 128 KiB). The price is page
+    faults on fresh memory, 25-65% more time per step on SmolLM2-sized models. Process-wide; 0
+    leaves glibc's default. Returns True when set; False with 0, where `MALLOC_MMAP_THRESHOLD_` is
+    already in the environment (the user's choice wins) or where the C library has no `mallopt`.
     """
     if kb < 0:
         raise ValueError(f"mmap_threshold_kb must be >= 0 (0: glibc's default), got {kb}")
@@ -58,15 +60,32 @@ def set_mmap_threshold(kb: int) -> bool:
 
 
 def release_memory() -> None:
-    """Collect garbage and hand the heap's free pages back to the OS (glibc `malloc_trim`).
+    """Collect garbage and hand the heap's free pages back to the OS (glibc `malloc_trim`; off glibc, only the first).
 
-    Called when a stage ends, so the next stage starts from what is still alive rather than from
-    the previous stage's high-water mark. A no-op off glibc.
+    So the next stage starts from what is still alive rather than from the previous stage's
+    high-water mark.
     """
     gc.collect()
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+RELEASE_MIN_GROWTH_MB = 256.0
+
+
+def release_after(usage: PeakRSS) -> bool:
+    """Call `release_memory` when the stage `usage` measures grew the process by RELEASE_MIN_GROWTH_MB or more.
+
+    A full garbage collection costs time in proportion to the objects alive: worth it after a stage
+    that allocated gigabytes, not after every small one (a test session runs hundreds). Returns
+    whether it released.
+    """
+    usage._update()
+    if usage.start_mb is None or usage.peak_mb is None or usage.peak_mb - usage.start_mb < RELEASE_MIN_GROWTH_MB:
+        return False
+    release_memory()
+    return True
 
 
 def rss_mb() -> float | None:

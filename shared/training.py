@@ -69,7 +69,7 @@ class TrainerArgs:
         mmap_threshold_kb: glibc only, process-wide, applied when the run starts: allocations of at
             least this many KiB are mmapped and so returned to the OS when freed, which keeps a
             step's resident peak at what the batch needs instead of the heap's high-water mark, for
-            25-55% more time per step on SmolLM2-sized models (docs/benchmarks.md). 0 keeps glibc's
+            25-65% more time per step on SmolLM2-sized models (docs/benchmarks.md). 0 keeps glibc's
             adaptive default; `MALLOC_MMAP_THRESHOLD_` in the environment takes precedence.
     """
 

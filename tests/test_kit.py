@@ -67,10 +67,11 @@ def test_every_app_option_is_documented_in_help(module, cls):
 
 
 def test_sft_stage_trains_saves_and_is_skipped_when_complete(tmp_path, monkeypatch):
-    import shared.kit.stages as stages
+    import shared.resources as resources
 
     released = []
-    monkeypatch.setattr(stages, "release_memory", lambda: released.append(1))
+    monkeypatch.setattr(resources, "release_memory", lambda: released.append(1))
+    monkeypatch.setattr(resources, "RELEASE_MIN_GROWTH_MB", 0.0)  # a tiny fit grows the process by little
     examples = lambda: [(f"say {w}:", f" {w}!") for w in ("cat", "dog", "sun", "sea")]  # noqa: E731
     folder = run_sft(tmp_path, TINY, SFTArgs(steps=3, lr=1e-2, batch_size=2), TRAINER, 0, examples)
     assert released == [1]  # freed memory handed back when the fit ended

@@ -120,3 +120,20 @@ def test_mmap_threshold_leaves_a_user_setting_and_rejects_negatives():
         set_mmap_threshold(-1)
     with pytest.raises(ValueError, match="mmap_threshold_kb must be >= 0"):
         TrainerArgs(mmap_threshold_kb=-5)
+
+
+def test_release_after_only_follows_a_stage_that_grew_the_process(monkeypatch):
+    import shared.resources as resources
+
+    released = []
+    monkeypatch.setattr(resources, "release_memory", lambda: released.append(1))
+    with PeakRSS(interval_s=0.01) as small:
+        pass
+    assert resources.release_after(small) is False and released == []
+    with PeakRSS(interval_s=0.01) as big:
+        block = mmap.mmap(-1, 400 * 2**20)
+        for offset in range(0, len(block), mmap.PAGESIZE):
+            block[offset] = 1
+        time.sleep(0.05)
+        block.close()
+    assert resources.release_after(big) is True and released == [1]  # grew by ~400 MB >= 256

@@ -37,7 +37,7 @@ from shared.modules import (
 )
 from shared.plots import DEFAULT_CURVES, plot_training_curves
 from shared.records import Pair, RankedList, write_jsonl
-from shared.resources import release_memory
+from shared.resources import release_after
 from shared.training import StageResources, TrainerArgs, build_trainer, fit, make_loader
 
 
@@ -52,14 +52,14 @@ def train_stage(stage_dir: Path, trainer: TrainerArgs, steps: int, seed: int, mo
     """Fit `module` for `steps` optimiser steps under Lightning in stage_dir (resuming its last checkpoint); plot its curves.
 
     The fit's time and peak resident memory go to stage_dir/resources.json (shared.resources); freed
-    memory goes back to the OS when it ends (shared.resources.release_memory).
+    memory goes back to the OS when it ends, if the fit grew the process (shared.resources.release_after).
     """
     args = replace(trainer, max_steps=steps, seed=seed)
     if checkpoint_every:
         args = replace(args, checkpoint_every_n_steps=trainer.checkpoint_every_n_steps or checkpoint_every)
     usage = StageResources(Path(stage_dir) / "resources.json")
     fit(build_trainer(args, stage_dir, callbacks=[*callbacks, usage]), module, loader)
-    release_memory()
+    release_after(usage.usage)
     plot_training_curves(stage_dir, curves=curves)
 
 

@@ -23,7 +23,7 @@ from shared.loop.files import read_json, remove_temp_files, replace_dir, write_j
 from shared.loop.layout import STAGES, RunLayout
 from shared.loop.recipe import PathLike, Recipe, Round, check_recipe, round_seed
 from shared.loop.report import write_csv, write_plot
-from shared.resources import PeakRSS, record_resources, release_memory
+from shared.resources import PeakRSS, record_resources, release_after
 from shared.loop.schedule import Schedule, as_schedule
 from shared.loop.state import RunState, check_fingerprint, load_state, locked, plain, save_state
 from shared.records import Candidate, Pair, RankedList, iter_jsonl, read_jsonl, write_jsonl
@@ -116,7 +116,7 @@ class _Steps:
         log.info("round %d: %s", r, stage)
         with PeakRSS() as usage:
             getattr(self, "_" + stage)(ctx)
-            release_memory()  # the next step starts from what is alive, not this one's high-water mark
+            release_after(usage)  # the next step starts from what is alive, not this one's high-water mark
         record_resources(ctx.dir / "resources.json", stage, usage)
         self.state.round, self.state.stage = r, stage
         self.state.schedule = [plain(self.schedule.at(i), "schedule") for i in range(r + 1)]

@@ -65,7 +65,7 @@ class AdapterDisabledReference:
     @staticmethod
     @contextmanager
     def _base(policy: torch.nn.Module) -> Iterator[None]:
-        """Adapters off and every module in eval mode (no dropout in the reference), both restored after."""
+        """Adapters off and every module in eval mode (no dropout in the reference); both restored."""
         if not hasattr(policy, "disable_adapter"):
             raise ValueError("reference 'adapter_disabled' needs a LoRA (peft) policy; set model.lora or use 'frozen_copy'")
         modes = [(m, m.training) for m in policy.modules()]
