@@ -14,7 +14,6 @@ saved for backward, by shape, each storage counted once. Linux only (/proc).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import sys
 import time
 from collections import Counter
@@ -22,8 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
 def status_mb(key: str) -> float:
@@ -80,8 +77,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.mmap_threshold_kb:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, args.mmap_threshold_kb * 1024)
+    from shared.resources import set_mmap_threshold
+
+    set_mmap_threshold(args.mmap_threshold_kb)  # the same setting as trainer.mmap_threshold_kb
 
     from apps.codegen.config import CodegenConfig
     from apps.codegen.train import load_data, sft_examples
